@@ -1,0 +1,131 @@
+"""What a host, an IP and a ``host:port`` look like, in one place.
+
+Registry URLs, static backend entries, insecure-registry entries and discovery
+answers all carry hosts and ports. They are checked here, once, so that every
+path into a builder flag or an egress rule refuses the same hostile text (a
+comma, a space, a newline, a scheme) in the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Union
+
+from .errors import InvalidAddress
+
+__all__ = [
+    "IPAddress",
+    "bad_character",
+    "format_host",
+    "format_host_port",
+    "is_hostname",
+    "parse_ip",
+    "parse_port",
+    "split_host_port",
+]
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]  # noqa: UP007 (a runtime alias; `|` needs 3.10 objects)
+
+# A DNS label as Consul and Docker accept it: letters, digits, '-' and '_'
+# (Consul service names such as docker_registry use underscores).
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
+_PORT = re.compile(r"[0-9]{1,5}\Z")
+
+
+def bad_character(text: str) -> tuple[int, str] | None:
+    """Return the column and a printable form of the first whitespace or control character."""
+    for column, char in enumerate(text):
+        if char.isspace() or not char.isprintable():
+            return column, repr(char)
+    return None
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """The IP address ``text`` spells, or ``None``; zone ids (``fe80::1%eth0``) are not addresses here."""
+    if "%" in text:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def is_hostname(text: str) -> bool:
+    """Whether ``text`` is a DNS name (labels of letters, digits, ``-`` and ``_``)."""
+    if not text or len(text) > 253:
+        return False
+    labels = text.split(".")
+    if all(label.isdigit() for label in labels):
+        return False  # '300.1.2.3' or '1234' is a broken IP, not a name
+    return all(_LABEL.match(label) for label in labels)
+
+
+def parse_port(text: str, *, where: str) -> int:
+    """A port number in 1..65535 from its decimal text."""
+    if not _PORT.match(text) or not 1 <= int(text) <= 65535:
+        raise InvalidAddress(f"{where}: port {text!r} is not a number in 1..65535")
+    return int(text)
+
+
+def split_host_port(text: str, *, where: str = "address") -> tuple[str, int | None]:
+    """Split ``host``, ``host:port``, ``ip``, ``[v6]`` or ``[v6]:port``; the port may be missing.
+
+    The host comes back lower-cased, without brackets, and is an IP literal or
+    a DNS name; anything else raises :class:`InvalidAddress` naming ``where``.
+    """
+    if not isinstance(text, str):
+        raise InvalidAddress(f"{where}: expected text, got {type(text).__name__}")
+    bad = bad_character(text)
+    if bad is not None:
+        raise InvalidAddress(
+            f"{where}: {text!r} contains {bad[1]} at column {bad[0]}; "
+            "an address is a host or IP with an optional :port, nothing else"
+        )
+    if "://" in text:
+        raise InvalidAddress(f"{where}: {text!r} has a scheme; give host[:port] without one")
+    if not text:
+        raise InvalidAddress(f"{where}: the address is empty")
+    port: int | None = None
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise InvalidAddress(f"{where}: {text!r} opens '[' without closing it")
+        host, rest = text[1:close], text[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise InvalidAddress(f"{where}: {text!r} has {rest!r} after ']'; expected ':port'")
+            port = parse_port(rest[1:], where=where)
+        ip = parse_ip(host)
+        if ip is None or ip.version != 6:
+            raise InvalidAddress(f"{where}: {host!r} in brackets is not an IPv6 address")
+        return str(ip), port
+    if text.count(":") > 1:
+        ip = parse_ip(text)
+        if ip is None:
+            raise InvalidAddress(
+                f"{where}: {text!r} is not an IPv6 address; write an IPv6 address with a port as [addr]:port"
+            )
+        return str(ip), None
+    host, sep, port_text = text.partition(":")
+    if sep:
+        port = parse_port(port_text, where=where)
+    ip = parse_ip(host)
+    if ip is not None:
+        return str(ip), port
+    if not is_hostname(host):
+        raise InvalidAddress(
+            f"{where}: {host!r} is neither an IP address nor a DNS name (letters, digits, '-', '_' and dots)"
+        )
+    return host.lower(), port
+
+
+def format_host(host: str | IPAddress) -> str:
+    """The host as it appears before ``:port``: IPv6 in brackets."""
+    text = str(host)
+    return f"[{text}]" if ":" in text else text
+
+
+def format_host_port(host: str | IPAddress, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"{format_host(host)}:{port}"

@@ -1,0 +1,232 @@
+"""The registry URL a stager is given, and the security flavour it implies.
+
+The seed makes the scheme carry meaning (``http`` is insecure), so the scheme
+is mandatory: ``docker_registry:8080`` is refused rather than read, as
+:func:`urllib.parse.urlsplit` would, as scheme ``docker_registry``. A refused
+URL raises :class:`InvalidRegistryURL` naming the part at fault, and never
+echoes a password it carried.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import attrs
+
+from .address import bad_character, format_host, format_host_port, split_host_port
+from .errors import InvalidAddress, InvalidRegistryURL
+
+__all__ = ["RegistrySpec", "SecurityMode"]
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class SecurityMode(enum.Enum):
+    """The seed's three flavours of registry; the first two are insecure to a Docker client."""
+
+    HTTP = "http"
+    """Plain HTTP."""
+    HTTPS_UNVERIFIED = "https-unverified"
+    """HTTPS whose certificate is not verified (self-signed): ``skip_ssl_validation``."""
+    HTTPS_VERIFIED = "https-verified"
+    """HTTPS with a certificate that verifies (CA-signed)."""
+
+    @property
+    def is_insecure(self) -> bool:
+        """Whether a Docker client must list the registry in ``insecure-registries``."""
+        return self is not SecurityMode.HTTPS_VERIFIED
+
+    @property
+    def scheme(self) -> str:
+        """The URL scheme this mode speaks."""
+        return "http" if self is SecurityMode.HTTP else "https"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _redact(url: str) -> str:
+    """The URL with any user-info replaced, so that a password never reaches a message."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return "<redacted>" if "@" in url else url
+    authority_end = len(rest)
+    for stop in "/?#":
+        found = rest.find(stop)
+        if found >= 0:
+            authority_end = min(authority_end, found)
+    authority = rest[:authority_end]
+    if "@" not in authority:
+        return url
+    return f"{head}://***@{authority.rpartition('@')[2]}{rest[authority_end:]}"
+
+
+def _fail(url: str, problem: str) -> InvalidRegistryURL:
+    return InvalidRegistryURL(f"registry URL {_redact(url)!r}: {problem}")
+
+
+@attrs.frozen(repr=False)
+class RegistrySpec:
+    """A private registry's URL, parsed and checked: scheme, host, port and how secure it is.
+
+    Build it with :meth:`from_url`. ``str(spec)`` is the canonical
+    ``scheme://host:port`` and ``RegistrySpec.from_url(str(spec))`` gives the
+    spec back (with the same keyword options).
+    """
+
+    scheme: str
+    host: str
+    port: int
+    skip_ssl_validation: bool = attrs.field(default=False, kw_only=True)
+    consul_domain: str = attrs.field(default="consul", kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.scheme not in _DEFAULT_PORTS:
+            raise InvalidRegistryURL(f"registry scheme {self.scheme!r}: use 'http' or 'https'")
+        try:
+            host, _ = split_host_port(format_host(self.host), where="registry host")
+        except InvalidAddress as exc:
+            raise InvalidRegistryURL(str(exc)) from None
+        if host != self.host:
+            raise InvalidRegistryURL(f"registry host {self.host!r}: give it lower-cased, as {host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
+            raise InvalidRegistryURL(f"registry port {self.port!r}: not a number in 1..65535")
+        domain = self.consul_domain.strip(".").lower()
+        if not domain or split_host_port(domain, where="consul domain")[0] != domain:
+            raise InvalidRegistryURL(f"consul domain {self.consul_domain!r} is not a DNS name")
+
+    @classmethod
+    def from_url(cls, url: str, *, skip_ssl_validation: bool = False, consul_domain: str = "consul") -> RegistrySpec:
+        """Parse ``scheme://host[:port][/]``; refuse anything else with the part at fault."""
+        if not isinstance(url, str):
+            raise InvalidRegistryURL(f"registry URL must be text, got {type(url).__name__}")
+        bad = bad_character(url)
+        if bad is not None:
+            raise _fail(url, f"contains {bad[1]} at column {bad[0]}; remove whitespace and control characters")
+        match = _SCHEME.match(url)
+        if match is None or not url[match.end() :].startswith("//"):
+            raise _fail(
+                url,
+                "has no scheme; write http://HOST:PORT for a plain-HTTP registry or "
+                "https://HOST:PORT for TLS (the scheme decides whether it is insecure)",
+            )
+        scheme = match.group(1).lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise _fail(url, f"scheme {match.group(1)!r} is not supported; use http or https")
+        rest = url[match.end() + 2 :]
+        authority, path, query, fragment = _split_rest(rest)
+        if "@" in authority:
+            raise _fail(
+                url, "user-info (user:password@) is not allowed; give registry credentials to the client, not the URL"
+            )
+        if path not in ("", "/"):
+            raise _fail(url, f"path {path!r} is not allowed; a registry URL is scheme://host[:port]")
+        if query is not None:
+            raise _fail(url, "a query ('?...') is not allowed")
+        if fragment is not None:
+            raise _fail(url, "a fragment ('#...') is not allowed")
+        if not authority or authority.startswith(":"):
+            raise _fail(url, "the host is empty")
+        try:
+            host, port = split_host_port(authority, where="host")
+        except InvalidAddress as exc:
+            raise _fail(url, str(exc)) from None
+        return cls(
+            scheme,
+            host,
+            port if port is not None else _DEFAULT_PORTS[scheme],
+            skip_ssl_validation=skip_ssl_validation,
+            consul_domain=consul_domain.strip(".").lower(),
+        )
+
+    @property
+    def url(self) -> str:
+        """The canonical ``scheme://host:port`` (IPv6 in brackets, port always present)."""
+        return f"{self.scheme}://{self.address}"
+
+    @property
+    def address(self) -> str:
+        """``host:port`` (IPv6 in brackets): the registry's key in Docker's ``insecure-registries``."""
+        return format_host_port(self.host, self.port)
+
+    @property
+    def security(self) -> SecurityMode:
+        """Which of the seed's three flavours this registry is configured as."""
+        if self.scheme == "http":
+            return SecurityMode.HTTP
+        return SecurityMode.HTTPS_UNVERIFIED if self.skip_ssl_validation else SecurityMode.HTTPS_VERIFIED
+
+    @property
+    def is_insecure(self) -> bool:
+        """Whether the builder must be told the registry is insecure."""
+        return self.security.is_insecure
+
+    @property
+    def consul_service(self) -> str | None:
+        """The Consul service name when the host is ``[tag.]svc.service[.dc[.dc]].<domain>``."""
+        parts = _consul_parts(self.host, self.consul_domain)
+        return parts[0] if parts else None
+
+    @property
+    def consul_datacenter(self) -> str | None:
+        """The datacenter named in a Consul host, if any."""
+        parts = _consul_parts(self.host, self.consul_domain)
+        return parts[1] if parts else None
+
+    @property
+    def consul_tag(self) -> str | None:
+        """The tag named in a Consul host (``tag.svc.service.consul``), if any."""
+        parts = _consul_parts(self.host, self.consul_domain)
+        return parts[2] if parts else None
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        options = ""
+        if self.skip_ssl_validation:
+            options += ", skip_ssl_validation=True"
+        if self.consul_domain != "consul":
+            options += f", consul_domain={self.consul_domain!r}"
+        return f"RegistrySpec.from_url({self.url!r}{options})"
+
+
+def _split_rest(rest: str) -> tuple[str, str, str | None, str | None]:
+    """Split what follows ``scheme://`` into authority, path, query and fragment."""
+    fragment = query = None
+    if "#" in rest:
+        rest, fragment = rest.split("#", 1)
+    if "?" in rest:
+        rest, query = rest.split("?", 1)
+    slash = rest.find("/")
+    if slash < 0:
+        return rest, "", query, fragment
+    return rest[:slash], rest[slash:], query, fragment
+
+
+def _consul_parts(host: str, domain: str) -> tuple[str, str | None, str | None] | None:
+    """(service, datacenter, tag) of a Consul service host name, or None for any other host."""
+    suffix = "." + domain
+    if not host.endswith(suffix):
+        return None
+    labels = host[: -len(suffix)].split(".")
+    datacenter: str | None = None
+    if labels[-1] == "service":
+        before = labels[:-1]
+    elif len(labels) >= 3 and labels[-2] == "service":
+        before, datacenter = labels[:-2], labels[-1]
+    elif len(labels) >= 4 and labels[-1] == "dc" and labels[-3] == "service":
+        before, datacenter = labels[:-3], labels[-2]
+    else:
+        return None
+    if len(before) == 1:
+        return before[0], datacenter, None
+    if len(before) == 2:
+        first, second = before
+        if first.startswith("_") and second.startswith("_") and len(first) > 1:
+            # RFC 2782 form: _service._tag (or _tcp, which means no tag).
+            return first[1:], datacenter, None if second == "_tcp" else second[1:] or None
+        return second, datacenter, first
+    return None
