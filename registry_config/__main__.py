@@ -1,0 +1,10 @@
+"""``python -m registry_config``: the same as the ``registry-config`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

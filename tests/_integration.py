@@ -1,0 +1,34 @@
+"""Finding the real programs integration tests start, or saying why they cannot run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+REQUIRE = os.environ.get("REGISTRY_CONFIG_REQUIRE_INTEGRATION") == "1"
+
+
+def need_program(name: str, *, package: str, candidates: tuple[str, ...] = ()) -> str:
+    """The path of program ``name``; skip without it, or fail when integration is required (CI)."""
+    for candidate in (name, *candidates):
+        found = shutil.which(candidate) or next(
+            (p for p in (f"/usr/sbin/{candidate}", f"/usr/bin/{candidate}") if os.access(p, os.X_OK)), None
+        )
+        if found:
+            return found
+    reason = f"{name} is not installed (apt-get install -y {package})"
+    if REQUIRE:
+        pytest.fail(f"{reason}, and REGISTRY_CONFIG_REQUIRE_INTEGRATION=1 requires it")
+    pytest.skip(reason)
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    """A port nobody listens on right now, on loopback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
