@@ -99,7 +99,7 @@ class ServiceQuery:
         return port
 
 
-@attrs.frozen(order=False)
+@attrs.frozen(order=False, cache_hash=True)
 class ServiceInstance:
     """One running registry instance: an IP address and a port, plus what the backend knew of it."""
 
@@ -140,7 +140,7 @@ def _instances(value: Iterable[ServiceInstance]) -> tuple[ServiceInstance, ...]:
     return tuple(unique)
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Discovery:
     """An immutable snapshot of the instances a backend found for a query.
 

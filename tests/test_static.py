@@ -1,0 +1,145 @@
+"""StaticBackend and the discovery values it produces."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import attrs
+import pytest
+
+from registry_config import (
+    Discovery,
+    DiscoveryBackend,
+    DiscoveryUnavailable,
+    InvalidAddress,
+    RegistryConfigError,
+    ServiceInstance,
+    ServiceQuery,
+    StaticBackend,
+)
+
+QUERY = ServiceQuery("docker_registry", default_port=8080)
+
+
+def fake_resolver(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    def resolve(host: str) -> list[str]:
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return table[host]
+
+    return resolve
+
+
+def test_entries_of_every_shape() -> None:
+    resolver = fake_resolver({"registry.internal": ["10.0.0.7", "fd00::7", "not-an-ip"]})
+    backend = StaticBackend(
+        [
+            "10.0.0.1",
+            "10.0.0.2:5000",
+            "[fd00::1]:5001",
+            "fd00::2",
+            "registry.internal:81",
+            ServiceInstance("10.0.0.9", 9),
+        ],
+        resolver=resolver,
+    )
+    snapshot = backend.discover(QUERY)
+    assert snapshot.endpoints == (
+        "10.0.0.1:8080",
+        "10.0.0.2:5000",
+        "10.0.0.7:81",
+        "10.0.0.9:9",
+        "[fd00::1]:5001",
+        "[fd00::2]:8080",
+        "[fd00::7]:81",
+    )
+    assert snapshot.source == "static"
+    assert isinstance(backend, DiscoveryBackend)
+
+
+def test_duplicates_collapse_and_order_does_not_matter() -> None:
+    one = StaticBackend(["10.0.0.2", "10.0.0.1", "10.0.0.1:8080"]).discover(QUERY)
+    two = StaticBackend(["10.0.0.1", "10.0.0.2"]).discover(QUERY)
+    assert one == two
+    assert len(one) == 2
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("10.0.0.1:0", "port '0'"),
+        ("10.0.0.1:65536", "port '65536'"),
+        ("10.0.0.1,10.0.0.2", "neither an IP address nor a DNS name"),
+        ("10.0.0.1 10.0.0.2", "contains ' '"),
+        ("10.0.0.1\n-evil", "contains '\\n'"),
+        ("http://10.0.0.1", "has a scheme"),
+        ("[10.0.0.1]:80", "not an IPv6 address"),
+        ("fd00::1:80:zz", "not an IPv6 address"),
+        ("", "empty"),
+        ("300.1.2.3", "neither an IP address nor a DNS name"),
+    ],
+)
+def test_bad_entries_fail_at_construction_naming_the_entry(entry: str, fragment: str) -> None:
+    with pytest.raises(InvalidAddress) as info:
+        StaticBackend(["10.0.0.9", entry])
+    assert "static entry #1" in str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_a_name_that_does_not_resolve_is_unavailable() -> None:
+    backend = StaticBackend(["missing.internal"], resolver=fake_resolver({}))
+    with pytest.raises(DiscoveryUnavailable, match=r"cannot resolve 'missing\.internal'"):
+        backend.discover(QUERY)
+
+
+def test_no_port_and_no_default_is_a_clear_error() -> None:
+    with pytest.raises(RegistryConfigError, match="has no port"):
+        StaticBackend(["10.0.0.1"]).discover(ServiceQuery("x"))
+
+
+def test_snapshots_are_immutable() -> None:
+    snapshot = StaticBackend(["10.0.0.1"]).discover(QUERY)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        snapshot.instances = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        snapshot.instances[0].meta["x"] = "y"  # type: ignore[index]
+
+
+def test_watch_yields_first_snapshot_and_stops() -> None:
+    import threading
+
+    stop = threading.Event()
+    backend = StaticBackend(["10.0.0.1"])
+    backend.poll_interval = 0.01
+    watcher = backend.watch(QUERY, stop=stop)
+    first = next(watcher)
+    assert first.endpoints == ("10.0.0.1:8080",)
+    stop.set()
+    assert list(watcher) == []
+    backend.close()
+    backend.close()
+
+
+def test_instance_values() -> None:
+    instance = ServiceInstance("fd00::1", 5000, tags=["a"], meta={"k": "v"})
+    assert instance.address == ipaddress.IPv6Address("fd00::1")
+    assert instance.endpoint == "[fd00::1]:5000"
+    assert instance.tags == ("a",)
+    assert hash(instance) == hash(ServiceInstance("fd00::1", 5000, tags=["a"], meta={"k": "v"}))
+    with pytest.raises(InvalidAddress, match="resolves names"):
+        ServiceInstance("registry.internal", 5000)
+    for port in (0, 65536, True, "80"):
+        with pytest.raises(InvalidAddress):
+            ServiceInstance("10.0.0.1", port)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a,b", "a\nb"])
+def test_query_refuses_text_that_is_not_one_word(name: str) -> None:
+    with pytest.raises(RegistryConfigError):
+        ServiceQuery(name)
+
+
+def test_discovery_refuses_what_is_not_an_instance() -> None:
+    with pytest.raises(RegistryConfigError):
+        Discovery(QUERY, ["10.0.0.1:80"], source="x")  # type: ignore[list-item]
