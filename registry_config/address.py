@@ -22,6 +22,7 @@ __all__ = [
     "is_hostname",
     "parse_ip",
     "parse_port",
+    "redact_userinfo",
     "split_host_port",
 ]
 
@@ -39,6 +40,22 @@ def bad_character(text: str) -> tuple[int, str] | None:
         if char.isspace() or not char.isprintable():
             return column, repr(char)
     return None
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` with anything that may be user-info (``user:password@``) replaced by ``***``.
+
+    Conservative on purpose: everything after ``scheme://`` up to the *last*
+    ``@`` goes, because a password may itself hold ``/``, ``?``, ``#`` or
+    ``@``, and a message that shows a bit too little beats one that leaks.
+    Without ``://``, text holding an ``@`` is withheld whole.
+    """
+    head, sep, rest = text.partition("://")
+    if not sep:
+        return "<redacted>" if "@" in text else text
+    if "@" not in rest:
+        return text
+    return f"{head}://***@{rest.rpartition('@')[2]}"
 
 
 def parse_ip(text: str) -> IPAddress | None:

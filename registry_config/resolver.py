@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 
-from .address import IPAddress
+from .address import IPAddress, parse_ip
 
 __all__ = ["Resolver", "resolve", "system_resolver"]
 
@@ -21,28 +21,46 @@ Resolver = Callable[[str], Iterable[object]]
 
 
 def system_resolver(host: str) -> list[str]:
-    """Every address the system resolver knows for ``host`` (TCP, any family)."""
-    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    """Every address the system resolver knows for ``host`` (TCP, any family).
+
+    ``getaddrinfo`` raises ``UnicodeError`` (a ``ValueError``) for a name the
+    IDNA codec refuses, such as a label over 63 characters; that is a name
+    which does not resolve, so it becomes ``socket.gaierror`` like any other.
+    """
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except UnicodeError as exc:
+        raise socket.gaierror(socket.EAI_NONAME, f"cannot encode {host!r} as a DNS name: {exc}") from exc
     return [str(info[4][0]) for info in infos]
+
+
+def _unscoped(ip: IPAddress) -> IPAddress:
+    """The address without an IPv6 zone (``fe80::1%eth0``): a zone names our interface, not the peer."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        return ipaddress.IPv6Address(str(ip).split("%", 1)[0])
+    return ip
 
 
 def resolve(host: str, resolver: Resolver | None = None) -> tuple[IPAddress, ...]:
     """The distinct addresses of ``host``, sorted; an IP literal resolves to itself.
 
     Raises :class:`OSError` when the name does not resolve; what the resolver
-    returns that is not an IP address is dropped, never passed on.
+    returns that is not an IP address is dropped, never passed on. A resolver
+    that answers one address instead of a list is read as a list of one.
     """
-    try:
-        return (ipaddress.ip_address(host),)
-    except ValueError:
-        pass
+    literal = parse_ip(host)
+    if literal is not None:
+        return (literal,)
+    answer = (resolver or system_resolver)(host)
+    if isinstance(answer, (str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        answer = [answer]  # one address, not an iterable of characters
     found: set[IPAddress] = set()
-    for item in (resolver or system_resolver)(host):
+    for item in answer:
         if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-            found.add(item)
+            found.add(_unscoped(item))
             continue
-        try:
-            found.add(ipaddress.ip_address(str(item).split("%", 1)[0]))
-        except ValueError:
-            continue
+        text = item.decode("ascii", "replace") if isinstance(item, bytes) else str(item)
+        ip = parse_ip(text.split("%", 1)[0])
+        if ip is not None:
+            found.add(ip)
     return tuple(sorted(found, key=lambda ip: (ip.version, int(ip))))

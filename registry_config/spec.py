@@ -14,7 +14,7 @@ import re
 
 import attrs
 
-from .address import bad_character, format_host, format_host_port, split_host_port
+from .address import bad_character, format_host, format_host_port, is_hostname, redact_userinfo, split_host_port
 from .errors import InvalidAddress, InvalidRegistryURL
 
 __all__ = ["RegistrySpec", "SecurityMode"]
@@ -47,24 +47,13 @@ class SecurityMode(enum.Enum):
         return self.value
 
 
-def _redact(url: str) -> str:
-    """The URL with any user-info replaced, so that a password never reaches a message."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        return "<redacted>" if "@" in url else url
-    authority_end = len(rest)
-    for stop in "/?#":
-        found = rest.find(stop)
-        if found >= 0:
-            authority_end = min(authority_end, found)
-    authority = rest[:authority_end]
-    if "@" not in authority:
-        return url
-    return f"{head}://***@{authority.rpartition('@')[2]}{rest[authority_end:]}"
-
-
 def _fail(url: str, problem: str) -> InvalidRegistryURL:
-    return InvalidRegistryURL(f"registry URL {_redact(url)!r}: {problem}")
+    return InvalidRegistryURL(f"registry URL {redact_userinfo(url)!r}: {problem}")
+
+
+def _normalize_domain(domain: object) -> object:
+    """``Consul.`` and ``consul`` are one domain; anything not text is left for the check to refuse."""
+    return domain.strip(".").lower() if isinstance(domain, str) else domain
 
 
 @attrs.frozen(repr=False)
@@ -80,22 +69,33 @@ class RegistrySpec:
     host: str
     port: int
     skip_ssl_validation: bool = attrs.field(default=False, kw_only=True)
-    consul_domain: str = attrs.field(default="consul", kw_only=True)
+    consul_domain: str = attrs.field(default="consul", kw_only=True, converter=_normalize_domain)
 
     def __attrs_post_init__(self) -> None:
-        if self.scheme not in _DEFAULT_PORTS:
+        if not isinstance(self.scheme, str) or self.scheme not in _DEFAULT_PORTS:
             raise InvalidRegistryURL(f"registry scheme {self.scheme!r}: use 'http' or 'https'")
+        if not isinstance(self.host, str):
+            raise InvalidRegistryURL(f"registry host must be text, got {type(self.host).__name__}")
         try:
-            host, _ = split_host_port(format_host(self.host), where="registry host")
+            host, port = split_host_port(format_host(self.host), where="registry host")
         except InvalidAddress as exc:
             raise InvalidRegistryURL(str(exc)) from None
+        if port is not None:
+            raise InvalidRegistryURL(f"registry host {self.host!r}: give the port separately")
         if host != self.host:
             raise InvalidRegistryURL(f"registry host {self.host!r}: give it lower-cased, as {host!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise InvalidRegistryURL(f"registry port {self.port!r}: not a number in 1..65535")
-        domain = self.consul_domain.strip(".").lower()
-        if not domain or split_host_port(domain, where="consul domain")[0] != domain:
-            raise InvalidRegistryURL(f"consul domain {self.consul_domain!r} is not a DNS name")
+        if not isinstance(self.skip_ssl_validation, bool):
+            raise InvalidRegistryURL(
+                f"skip_ssl_validation must be True or False, got {type(self.skip_ssl_validation).__name__}"
+            )
+        if not isinstance(self.consul_domain, str):
+            raise InvalidRegistryURL(f"consul domain must be text, got {type(self.consul_domain).__name__}")
+        if not is_hostname(self.consul_domain):
+            raise InvalidRegistryURL(
+                f"consul domain {self.consul_domain!r} is not a DNS name; give one such as 'consul' or 'cf.internal'"
+            )
 
     @classmethod
     def from_url(cls, url: str, *, skip_ssl_validation: bool = False, consul_domain: str = "consul") -> RegistrySpec:
@@ -117,9 +117,13 @@ class RegistrySpec:
             raise _fail(url, f"scheme {match.group(1)!r} is not supported; use http or https")
         rest = url[match.end() + 2 :]
         authority, path, query, fragment = _split_rest(rest)
-        if "@" in authority:
+        if "@" in rest:
+            # Anywhere, not only in the authority: a password may hold '/', '?' or '#',
+            # and then what follows it would be reported (echoed) as a path, query or fragment.
             raise _fail(
-                url, "user-info (user:password@) is not allowed; give registry credentials to the client, not the URL"
+                url,
+                "contains '@': user-info (user:password@) is not allowed; "
+                "give registry credentials to the client, not the URL",
             )
         if path not in ("", "/"):
             raise _fail(url, f"path {path!r} is not allowed; a registry URL is scheme://host[:port]")
@@ -138,7 +142,7 @@ class RegistrySpec:
             host,
             port if port is not None else _DEFAULT_PORTS[scheme],
             skip_ssl_validation=skip_ssl_validation,
-            consul_domain=consul_domain.strip(".").lower(),
+            consul_domain=consul_domain,
         )
 
     @property
