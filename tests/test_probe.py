@@ -1,0 +1,322 @@
+"""probe_registry against Debian's docker-registry in the seed's three flavours, and against impostors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _integration import free_port
+from _registry import (
+    REGISTRY_NAME,
+    RunningRegistry,
+    auth_registry,
+    ca_registry,
+    http_registry,
+    not_a_registry,
+    registry_ca,
+    self_signed_registry,
+    silent_port,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from registry_config.discovery.model import ServiceInstance
+from registry_config.errors import InvalidAddress, InvalidRegistryURL, ProbeError
+from registry_config.probe import ProbeResult, probe_registry
+from registry_config.spec import RegistrySpec, SecurityMode
+
+__all__ = [  # fixtures imported for pytest, named so that linters see them used
+    "auth_registry",
+    "ca_registry",
+    "http_registry",
+    "not_a_registry",
+    "registry_ca",
+    "self_signed_registry",
+    "silent_port",
+]
+
+HTTP, UNVERIFIED, VERIFIED = SecurityMode.HTTP, SecurityMode.HTTPS_UNVERIFIED, SecurityMode.HTTPS_VERIFIED
+
+pytestmark = pytest.mark.integration
+
+
+def _spec(registry: RunningRegistry, mode: SecurityMode, host: str = "localhost") -> RegistrySpec:
+    return RegistrySpec.from_url(registry.url(mode.scheme, host), skip_ssl_validation=mode is UNVERIFIED)
+
+
+# (server fixture, trust the test CA?, configured mode) -> (observed, matches, phrases the diagnosis must hold)
+CROSS = [
+    ("http_registry", False, HTTP, HTTP, True, ["over plain HTTP, as configured", "insecure-registries"]),
+    ("http_registry", False, UNVERIFIED, HTTP, False, ["speaks plain HTTP, not TLS", "use http://localhost:{port}"]),
+    ("http_registry", False, VERIFIED, HTTP, False, ["speaks plain HTTP, not TLS", "use http://localhost:{port}"]),
+    (
+        "self_signed_registry",
+        False,
+        HTTP,
+        UNVERIFIED,
+        False,
+        [
+            "the server wants TLS",
+            "Client sent an HTTP request to an HTTPS server",
+            "use https://localhost:{port} with skip_ssl_validation=True",
+        ],
+    ),
+    ("self_signed_registry", False, UNVERIFIED, UNVERIFIED, True, ["as configured", "self-signed certificate"]),
+    (
+        "self_signed_registry",
+        False,
+        VERIFIED,
+        UNVERIFIED,
+        False,
+        ["does not verify (self-signed certificate)", "pass skip_ssl_validation=True or trust its CA with ca_bundle"],
+    ),
+    (
+        "ca_registry",
+        True,
+        HTTP,
+        VERIFIED,
+        False,
+        ["the server wants TLS", "with a certificate that verifies: use https://localhost:{port}."],
+    ),
+    ("ca_registry", True, UNVERIFIED, VERIFIED, True, ["certificate verifies", "skip_ssl_validation is not needed"]),
+    ("ca_registry", True, VERIFIED, VERIFIED, True, ["with a certificate that verifies, as configured"]),
+    (
+        "ca_registry",
+        False,
+        VERIFIED,
+        UNVERIFIED,
+        False,
+        ["does not verify (unable to get local issuer certificate)", "trust its CA with ca_bundle"],
+    ),
+    ("ca_registry", False, UNVERIFIED, UNVERIFIED, True, ["as configured", "unable to get local issuer certificate"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("server", "trust_ca", "configured", "observed", "matches", "phrases"),
+    CROSS,
+    ids=[f"{c[0]}-{'ca' if c[1] else 'noca'}-{c[2].value}" for c in CROSS],
+)
+def test_every_configured_mode_against_every_flavour(
+    request: pytest.FixtureRequest,
+    server: str,
+    trust_ca: bool,
+    configured: SecurityMode,
+    observed: SecurityMode,
+    matches: bool,
+    phrases: list[str],
+) -> None:
+    registry: RunningRegistry = request.getfixturevalue(server)
+    result = probe_registry(_spec(registry, configured), ca_bundle=registry.ca_pem if trust_ca else None, timeout=5)
+    context = f"{result!r}\nregistry log:\n{registry.log_tail()}"
+    assert result.reachable, context
+    assert (result.observed, result.matches) == (observed, matches), context
+    assert result.status == 200
+    assert result.api_version == "registry/2.0"
+    assert result.auth_challenge is None
+    assert result.instances == ()
+    assert result.target == _spec(registry, configured).url
+    for phrase in phrases:
+        assert phrase.format(port=registry.port) in result.diagnosis, context
+
+
+def test_a_url_string_is_parsed_like_a_spec(http_registry: RunningRegistry) -> None:
+    assert probe_registry(http_registry.url("http")) == probe_registry(_spec(http_registry, HTTP))
+
+
+def test_hostname_mismatch_is_named(ca_registry: RunningRegistry) -> None:
+    # The test CA's certificate names localhost and registry.test, not the IP.
+    result = probe_registry(_spec(ca_registry, VERIFIED, host="127.0.0.1"), ca_bundle=ca_registry.ca_pem)
+    assert result.reachable
+    assert (result.observed, result.matches) == (UNVERIFIED, False)
+    assert "the certificate is not valid for '127.0.0.1'" in result.diagnosis
+    assert "use a name the certificate lists" in result.diagnosis
+
+
+def test_token_auth_registry_answers_401_and_is_recognised(auth_registry: RunningRegistry) -> None:
+    result = probe_registry(auth_registry.url("http", "127.0.0.1"))
+    assert (result.reachable, result.status, result.observed, result.matches) == (True, 401, HTTP, True)
+    assert result.api_version == "registry/2.0"
+    assert result.auth_challenge is not None
+    assert result.auth_challenge.startswith(f'Bearer realm="https://auth.{REGISTRY_NAME}/token"')
+    assert f'service="{REGISTRY_NAME}"' in result.auth_challenge
+    assert "HTTP 401; it asks for Bearer authentication" in result.diagnosis
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_connection_refused(scheme: str) -> None:
+    port = free_port()
+    started = time.monotonic()
+    result = probe_registry(f"{scheme}://127.0.0.1:{port}", timeout=5)
+    assert time.monotonic() - started < 4, "a refused port must not be retried the other ways"
+    assert (result.reachable, result.status, result.observed, result.matches) == (False, None, None, False)
+    assert f"connection to 127.0.0.1:{port} refused: nothing listens there" in result.diagnosis
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_server_that_never_answers_times_out_once(scheme: str, silent_port: int) -> None:
+    started = time.monotonic()
+    result = probe_registry(f"{scheme}://127.0.0.1:{silent_port}", timeout=0.3)
+    elapsed = time.monotonic() - started
+    assert (result.reachable, result.observed, result.matches) == (False, None, False)
+    assert f"no answer from 127.0.0.1:{silent_port} within 0.3s" in result.diagnosis
+    assert elapsed < 2.5, f"took {elapsed:.2f}s: a timeout must not be tried again the other ways"
+
+
+def test_a_name_that_does_not_resolve() -> None:
+    result = probe_registry("https://no-such-registry.invalid:5000", timeout=2)
+    assert (result.reachable, result.observed) == (False, None)
+    assert "cannot resolve 'no-such-registry.invalid'" in result.diagnosis
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_web_server_that_is_not_a_registry(scheme: str, not_a_registry: int) -> None:
+    result = probe_registry(f"{scheme}://127.0.0.1:{not_a_registry}")
+    assert (result.reachable, result.status, result.api_version, result.observed, result.matches) == (
+        True,
+        404,
+        None,
+        None,
+        False,
+    )
+    assert "HTTP 404 over plain HTTP without a Docker-Distribution-API-Version header" in result.diagnosis
+    assert "it is not a Docker registry" in result.diagnosis
+
+
+def test_instances_are_checked_against_the_registry_name(ca_registry: RunningRegistry) -> None:
+    # registry.test does not resolve here; its instance does, and its certificate is for registry.test, not the IP.
+    dead = free_port()
+    result = probe_registry(
+        f"https://{REGISTRY_NAME}:{ca_registry.port}",
+        ca_bundle=ca_registry.ca_pem,
+        instances=[ca_registry.endpoint, ServiceInstance("127.0.0.1", dead)],
+        timeout=3,
+    )
+    assert not result.reachable
+    assert "cannot resolve 'registry.test'" in result.diagnosis
+    alive, refused = result.instances
+    assert alive.target == f"{ca_registry.endpoint} (as {REGISTRY_NAME})"
+    assert (alive.reachable, alive.observed, alive.matches, alive.status) == (True, VERIFIED, True, 200)
+    assert (refused.reachable, refused.matches) == (False, False)
+    assert f"connection to 127.0.0.1:{dead} refused" in refused.diagnosis
+    assert not result.ok
+
+
+def test_an_instance_whose_certificate_is_for_another_name(ca_registry: RunningRegistry) -> None:
+    result = probe_registry(
+        f"https://wrong.test:{ca_registry.port}", ca_bundle=ca_registry.ca_pem, instances=[ca_registry.endpoint]
+    )
+    (instance,) = result.instances
+    assert (instance.reachable, instance.observed, instance.matches) == (True, UNVERIFIED, False)
+    assert "the certificate is not valid for 'wrong.test'" in instance.diagnosis
+
+
+def test_instances_of_a_plain_http_registry_and_a_missing_port(http_registry: RunningRegistry) -> None:
+    result = probe_registry(http_registry.url("http"), instances=["127.0.0.1"])
+    assert result.ok
+    (instance,) = result.instances
+    assert instance.target == f"127.0.0.1:{http_registry.port} (as localhost)"
+    assert (instance.observed, instance.matches) == (HTTP, True)
+
+
+def test_result_as_json(auth_registry: RunningRegistry) -> None:
+    result = probe_registry(auth_registry.url("http"), instances=[auth_registry.endpoint])
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["observed"] == "http"
+    assert data["status"] == 401
+    assert data["matches"] is True
+    assert data["instances"][0]["target"] == f"{auth_registry.endpoint} (as localhost)"
+    assert data["instances"][0]["instances"] == []
+
+
+def test_unverified_probing_leaves_the_warning_filters_alone(self_signed_registry: RunningRegistry) -> None:
+    before = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        probe_registry(_spec(self_signed_registry, UNVERIFIED))
+    assert caught == []
+    assert list(warnings.filters) == before
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ProbeError, match=r"CA bundle '/nonexistent/ca.pem' does not exist"):
+        probe_registry("https://localhost:5000", ca_bundle="/nonexistent/ca.pem")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ProbeError, match=r"cannot be loaded"):
+        probe_registry("https://localhost:5000", ca_bundle=garbage)
+    with pytest.raises(ProbeError, match=r"probe timeout 0: give a positive number"):
+        probe_registry("https://localhost:5000", timeout=0)
+    with pytest.raises(InvalidAddress, match=r"probe instance"):
+        probe_registry("https://localhost:5000", instances=["10.0.0.1:5000,10.0.0.2:5000"])
+    with pytest.raises(InvalidAddress, match=r"not an IP address"):
+        probe_registry("https://localhost:5000", instances=["registry.test:5000"])
+    with pytest.raises(InvalidRegistryURL, match=r"has no scheme"):
+        probe_registry("docker_registry:8080")
+
+
+class _Garbage:
+    """A loopback TCP server that answers every connection with ``payload`` and closes it."""
+
+    def __init__(self) -> None:
+        self.payload = b""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port: int = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(0.5)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(self.payload)
+                except OSError:
+                    pass
+
+
+@pytest.fixture(scope="module")
+def garbage_server() -> Iterator[_Garbage]:
+    server = _Garbage()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.thread.join(timeout=5)
+        server.sock.close()
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload=st.one_of(
+        st.binary(max_size=200),
+        st.builds(
+            lambda status, header, body: f"HTTP/1.1 {status} X\r\n{header}\r\n\r\n".encode() + body,
+            st.integers(100, 999),
+            st.sampled_from(["", "Docker-Distribution-API-Version: registry/2.0", "Content-Length: 99999"]),
+            st.binary(max_size=50),
+        ),
+    ),
+    scheme=st.sampled_from(["http", "https"]),
+)
+def test_hostile_answers_become_results_not_exceptions(garbage_server: _Garbage, payload: bytes, scheme: str) -> None:
+    garbage_server.payload = payload
+    result = probe_registry(f"{scheme}://127.0.0.1:{garbage_server.port}", timeout=1)
+    assert isinstance(result, ProbeResult)
+    assert not result.matches or result.observed is HTTP
+    assert result.diagnosis
