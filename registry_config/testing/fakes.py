@@ -1,0 +1,193 @@
+"""A discovery backend whose answers a test controls: instances, outages, slow answers, a change feed.
+
+:class:`FakeBackend` stands in for Consul or a CMDB when what is under test
+is the code around a backend (a cache, a fallback chain, a stager's retry
+logic). It counts its calls, so a test can show that a cache spared the
+network, and its ``watch`` is a real change feed (it yields when
+:meth:`FakeBackend.set_instances` publishes a different set), so a test can
+show that a watcher followed a change without polling.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Literal
+
+from typing_extensions import Self
+
+from ..discovery.backend import StopSignal
+from ..discovery.model import Discovery, ServiceInstance, ServiceQuery
+
+__all__ = ["FakeBackend"]
+
+WatchErrors = Literal["raise", "silent"]
+
+
+class FakeBackend:
+    """A backend that discovers whatever the test last published.
+
+    - ``set_instances(...)`` (or assigning :attr:`instances`) publishes a new
+      set; a running ``watch`` yields it if it differs from the last one it
+      yielded.
+    - ``fail(error)`` makes every ``discover`` raise a copy of ``error`` until
+      ``fail(None)``; ``fail_times(n, error)`` fails only the next ``n``
+      calls (flapping). A ``watch`` running during a failure raises it
+      (``watch_errors="raise"``, a change feed that breaks) or yields nothing
+      until the failure ends (``"silent"``, as a polling watch that backs off
+      quietly does).
+    - ``delay`` seconds are slept in every ``discover`` (a slow answer).
+    - ``discover_calls``, ``watch_calls``, ``close_calls`` count the calls.
+    """
+
+    native_watch = True
+    """The fake pushes changes to its watchers: caches may rely on its ``watch``."""
+
+    def __init__(
+        self,
+        instances: Iterable[ServiceInstance] = (),
+        *,
+        source: str = "fake",
+        delay: float = 0.0,
+        watch_errors: WatchErrors = "raise",
+        poll: float = 0.02,
+    ) -> None:
+        self._cond = threading.Condition()
+        self._instances: tuple[ServiceInstance, ...] = tuple(instances)
+        self._index = 1
+        self._failure: BaseException | None = None
+        self._fail_count = 0
+        self.source = source
+        self.delay = delay
+        self.watch_errors: WatchErrors = watch_errors
+        self._poll = poll
+        self.discover_calls = 0
+        self.watch_calls = 0
+        self.close_calls = 0
+        self.closed = False
+
+    # -- what the test controls ---------------------------------------------------------------
+
+    @property
+    def instances(self) -> tuple[ServiceInstance, ...]:
+        """The instances published now."""
+        with self._cond:
+            return self._instances
+
+    @instances.setter
+    def instances(self, value: Iterable[ServiceInstance]) -> None:
+        self.set_instances(value)
+
+    @property
+    def index(self) -> int:
+        """A change index, bumped at each publication (as Consul's ``X-Consul-Index``)."""
+        with self._cond:
+            return self._index
+
+    def set_instances(self, instances: Iterable[ServiceInstance]) -> None:
+        """Publish a new set of instances and wake the watchers."""
+        published = tuple(instances)
+        with self._cond:
+            self._instances = published
+            self._index += 1
+            self._cond.notify_all()
+
+    def fail(self, error: BaseException | None) -> None:
+        """Fail every call with a copy of ``error`` from now on; ``None`` ends the outage."""
+        with self._cond:
+            self._failure = error
+            self._fail_count = -1 if error is not None else 0
+            self._cond.notify_all()
+
+    def fail_times(self, count: int, error: BaseException) -> None:
+        """Fail only the next ``count`` calls to ``discover`` (and watch starts) with ``error``."""
+        with self._cond:
+            self._failure = error
+            self._fail_count = count
+            self._cond.notify_all()
+
+    @property
+    def failing(self) -> bool:
+        """Whether the next call would fail."""
+        with self._cond:
+            return self._failure is not None and self._fail_count != 0
+
+    # -- the backend protocol -----------------------------------------------------------------
+
+    def discover(self, query: ServiceQuery) -> Discovery:
+        with self._cond:
+            self.discover_calls += 1
+        if self.delay > 0:
+            time.sleep(self.delay)
+        with self._cond:
+            self._raise_if_failing(consume=True)
+            return self._snapshot(query)
+
+    def watch(self, query: ServiceQuery, *, stop: StopSignal | None = None) -> Iterator[Discovery]:
+        """A change feed: the current snapshot, then one per publication of a different set."""
+        with self._cond:
+            self.watch_calls += 1
+        return self._watch(query, stop)
+
+    def _watch(self, query: ServiceQuery, stop: StopSignal | None) -> Iterator[Discovery]:
+        if stop is not None and stop.is_set():
+            return
+        with self._cond:
+            self._raise_if_failing(consume=True)
+            last = self._snapshot(query)
+            seen = self._index
+        yield last
+        while stop is None or not stop.is_set():
+            with self._cond:
+                # StopSignal cannot wake us: wait in short slices and look at it between them.
+                if self._index == seen and not self.failing:
+                    self._cond.wait(self._poll)
+                    continue
+                if self.failing:
+                    if self.watch_errors == "raise":
+                        self._raise_if_failing(consume=True)
+                    self._cond.wait(self._poll)
+                    continue
+                seen = self._index
+                current = self._snapshot(query)
+            if current.instances != last.instances:
+                last = current
+                yield current
+
+    def close(self) -> None:
+        with self._cond:
+            self.close_calls += 1
+            self.closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FakeBackend({len(self._instances)} instances, source={self.source!r})"
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _snapshot(self, query: ServiceQuery) -> Discovery:
+        return Discovery(query, self._instances, source=self.source, index=self._index)
+
+    def _raise_if_failing(self, *, consume: bool) -> None:
+        if self._failure is None or self._fail_count == 0:
+            return
+        error = self._failure
+        if consume and self._fail_count > 0:
+            self._fail_count -= 1
+            if self._fail_count == 0:
+                self._failure = None
+        # A fresh copy per raise: one exception object raised in many threads would share a traceback.
+        raise copy.copy(error)
