@@ -14,7 +14,7 @@ import re
 
 import attrs
 
-from .address import bad_character, format_host, format_host_port, is_hostname, redact_userinfo, split_host_port
+from .address import bad_character, format_host_port, is_hostname, parse_ip, redact_userinfo, split_host_port
 from .errors import InvalidAddress, InvalidRegistryURL
 
 __all__ = ["RegistrySpec", "SecurityMode"]
@@ -76,14 +76,15 @@ class RegistrySpec:
             raise InvalidRegistryURL(f"registry scheme {self.scheme!r}: use 'http' or 'https'")
         if not isinstance(self.host, str):
             raise InvalidRegistryURL(f"registry host must be text, got {type(self.host).__name__}")
-        try:
-            host, port = split_host_port(format_host(self.host), where="registry host")
-        except InvalidAddress as exc:
-            raise InvalidRegistryURL(str(exc)) from None
-        if port is not None:
-            raise InvalidRegistryURL(f"registry host {self.host!r}: give the port separately")
-        if host != self.host:
-            raise InvalidRegistryURL(f"registry host {self.host!r}: give it lower-cased, as {host!r}")
+        ip = parse_ip(self.host)
+        if ip is None and not is_hostname(self.host):
+            raise InvalidRegistryURL(
+                f"registry host {self.host!r} is neither an IP address nor a DNS name; "
+                "give the port separately and an IPv6 address without brackets"
+            )
+        canonical = str(ip) if ip is not None else self.host.lower()
+        if canonical != self.host:
+            raise InvalidRegistryURL(f"registry host {self.host!r}: give it in canonical form, as {canonical!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise InvalidRegistryURL(f"registry port {self.port!r}: not a number in 1..65535")
         if not isinstance(self.skip_ssl_validation, bool):
@@ -131,8 +132,10 @@ class RegistrySpec:
             raise _fail(url, "a query ('?...') is not allowed")
         if fragment is not None:
             raise _fail(url, "a fragment ('#...') is not allowed")
-        if not authority or authority.startswith(":"):
+        if not authority or (authority.startswith(":") and authority.count(":") == 1):
             raise _fail(url, "the host is empty")
+        if not authority.startswith("[") and authority.count(":") > 1:
+            raise _fail(url, "has more than one ':' outside brackets; write an IPv6 address as http://[ADDRESS]:PORT")
         try:
             host, port = split_host_port(authority, where="host")
         except InvalidAddress as exc:

@@ -1,0 +1,223 @@
+"""Hosts, IPs, ports and ``host:port`` text: the one place every other parser relies on."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import HOSTILE_FRAGMENTS, hostile_text, hostnames, ip_addresses, ports
+
+from registry_config.address import (
+    bad_character,
+    format_host,
+    format_host_port,
+    is_hostname,
+    parse_ip,
+    parse_port,
+    redact_userinfo,
+    split_host_port,
+)
+from registry_config.errors import InvalidAddress, RegistryConfigError
+from registry_config.resolver import resolve, system_resolver
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10.0.0.1", ("10.0.0.1", None)),
+        ("10.0.0.1:8080", ("10.0.0.1", 8080)),
+        ("Docker_Registry.Service.DC1.consul", ("docker_registry.service.dc1.consul", None)),
+        ("docker_registry.service.dc1.consul:8080", ("docker_registry.service.dc1.consul", 8080)),
+        ("localhost:1", ("localhost", 1)),
+        ("localhost:65535", ("localhost", 65535)),
+        ("host:0080", ("host", 80)),
+        ("[::1]", ("::1", None)),
+        ("[::1]:5000", ("::1", 5000)),
+        ("[2001:DB8:0:0:0:0:0:1]:443", ("2001:db8::1", 443)),
+        ("2001:db8::1", ("2001:db8::1", None)),
+        ("_svc._tcp.example", ("_svc._tcp.example", None)),
+        ("a" * 63 + ".example", ("a" * 63 + ".example", None)),
+    ],
+)
+def test_split_host_port_accepts_and_normalizes(text: str, expected: tuple[str, int | None]) -> None:
+    assert split_host_port(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "entry: the address is empty"),
+        ("host:", "entry: port '' is not a number in 1..65535"),
+        ("host:0", "entry: port '0' is not a number in 1..65535"),
+        ("host:65536", "entry: port '65536' is not a number in 1..65535"),
+        ("host:-1", "entry: port '-1' is not a number in 1..65535"),
+        ("host:\uff18\uff10", "entry: port '\uff18\uff10' is not a number in 1..65535"),  # fullwidth "80"
+        ("http://host", "entry: 'http://host' has a scheme; give host[:port] without one"),
+        ("host name", "entry: 'host name' contains ' ' at column 4"),
+        ("host\n", "entry: 'host\\n' contains '\\n' at column 4"),
+        ("a,b", "entry: 'a,b' is neither an IP address nor a DNS name"),
+        ("-host", "entry: '-host' is neither an IP address nor a DNS name"),
+        ("host-", "entry: 'host-' is neither an IP address nor a DNS name"),
+        ("a..b", "entry: 'a..b' is neither an IP address nor a DNS name"),
+        ("host.", "entry: 'host.' is neither an IP address nor a DNS name"),
+        ("300.1.2.3", "entry: '300.1.2.3' is neither an IP address nor a DNS name"),
+        ("1234", "entry: '1234' is neither an IP address nor a DNS name"),
+        ("a" * 64 + ".example", "is neither an IP address nor a DNS name"),
+        (".".join(["a" * 60] * 5), "is neither an IP address nor a DNS name"),
+        ("[::1", "entry: '[::1' opens '[' without closing it"),
+        ("[::1]x", "entry: '[::1]x' has 'x' after ']'; expected ':port'"),
+        ("[10.0.0.1]:80", "entry: '10.0.0.1' in brackets is not an IPv6 address"),
+        ("[fe80::1%eth0]:80", "in brackets is not an IPv6 address"),
+        ("fe80::1%eth0", "is not an IPv6 address; write an IPv6 address with a port as [addr]:port"),
+        ("1200:0000:AB00:1234:0000:2552:7777:1313:8080", "is not an IPv6 address"),
+        ("ünïcode.example", "is neither an IP address nor a DNS name"),
+    ],
+)
+def test_split_host_port_refuses_with_the_reason(text: str, message: str) -> None:
+    with pytest.raises(InvalidAddress) as caught:
+        split_host_port(text, where="entry")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [None, 8080, b"host:80", ["host"]])
+def test_split_host_port_refuses_what_is_not_text(value: object) -> None:
+    with pytest.raises(InvalidAddress, match="expected text"):
+        split_host_port(value)  # type: ignore[arg-type]
+
+
+def test_the_port_is_optional_and_missing_means_none() -> None:
+    assert split_host_port("registry") == ("registry", None)
+
+
+@given(hostnames(), ports())
+def test_hostnames_with_ports_round_trip_lower_cased(host: str, port: int) -> None:
+    assert split_host_port(f"{host}:{port}") == (host.lower(), port)
+    assert is_hostname(host)
+
+
+@given(ip_addresses(), ports())
+def test_ip_literals_round_trip_through_format(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> None:
+    text = format_host_port(ip, port)
+    assert split_host_port(text) == (str(ip), port)
+    assert split_host_port(format_host(ip)) == (str(ip), None)
+    assert parse_ip(str(ip)) == ip
+
+
+@given(st.text())
+def test_split_host_port_raises_only_invalid_address(text: str) -> None:
+    try:
+        host, port = split_host_port(text)
+    except InvalidAddress:
+        return
+    # What it accepts is safe to put on a command line and into a rule.
+    assert bad_character(host) is None
+    for forbidden in (",", "/", "@", "://"):
+        assert forbidden not in host
+    assert port is None or 1 <= port <= 65535
+
+
+@given(hostile_text(base=hostnames()))
+def test_hostile_fragments_never_pass_as_a_host(text: str) -> None:
+    try:
+        host, _ = split_host_port(text)
+    except RegistryConfigError:
+        return
+    for fragment in HOSTILE_FRAGMENTS:
+        if fragment in (":", "-", "_", "[", "]", "::"):
+            continue  # legitimate inside a host[:port] or an IPv6 literal
+        assert fragment not in host, (text, host)
+
+
+def test_bad_character_points_at_the_first_one() -> None:
+    assert bad_character("abc") is None
+    assert bad_character("a b\tc") == (1, "' '")
+    assert bad_character("ab\x00") == (2, "'\\x00'")
+    assert bad_character("\u2028") == (0, "'\\u2028'")
+
+
+def test_parse_port_names_where() -> None:
+    assert parse_port("443", where="x") == 443
+    with pytest.raises(InvalidAddress, match=r"^registry URL: port '1e3' is not a number in 1..65535$"):
+        parse_port("1e3", where="registry URL")
+
+
+def test_parse_ip_refuses_zones_and_names() -> None:
+    assert parse_ip("fe80::1%eth0") is None
+    assert parse_ip("localhost") is None
+    assert parse_ip("010.0.0.1") is None  # leading zeros are ambiguous (octal), as in Go
+
+
+def test_format_host_brackets_only_ipv6() -> None:
+    assert format_host("::1") == "[::1]"
+    assert format_host(ipaddress.ip_address("10.0.0.1")) == "10.0.0.1"
+    assert format_host_port("registry", 80) == "registry:80"
+    assert format_host_port(ipaddress.ip_address("2001:db8::1"), 5000) == "[2001:db8::1]:5000"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://user:secret@host:80", "http://***@host:80"),
+        ("http://user:se/cr?et#x@host", "http://***@host"),
+        ("http://user:p@ss@host/", "http://***@host/"),
+        ("user:secret@host", "<redacted>"),
+        ("http://host:80/path", "http://host:80/path"),
+    ],
+)
+def test_redact_userinfo_hides_everything_up_to_the_last_at(text: str, shown: str) -> None:
+    assert redact_userinfo(text) == shown
+
+
+# --- resolver -------------------------------------------------------------------------------------------------
+
+
+def test_an_ip_literal_resolves_to_itself_without_asking() -> None:
+    def fail(host: str) -> list[str]:
+        raise AssertionError(f"resolver asked about {host}")
+
+    assert resolve("10.0.0.1", fail) == (ipaddress.ip_address("10.0.0.1"),)
+    assert resolve("2001:DB8::1", fail) == (ipaddress.ip_address("2001:db8::1"),)
+
+
+def test_resolve_dedups_sorts_and_drops_junk() -> None:
+    answers = [
+        "10.0.0.2",
+        ipaddress.ip_address("10.0.0.1"),
+        "10.0.0.2",
+        "::1",
+        "not-an-ip",
+        "fe80::1%eth0",
+        b"10.0.0.3",
+    ]
+    assert resolve("name", lambda host: answers) == tuple(
+        ipaddress.ip_address(a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "::1", "fe80::1")
+    )
+
+
+def test_resolve_strips_zone_from_ip_objects() -> None:
+    scoped = ipaddress.IPv6Address("fe80::1%eth0")
+    assert resolve("name", lambda host: [scoped]) == (ipaddress.IPv6Address("fe80::1"),)
+
+
+def test_a_resolver_answering_one_string_is_read_as_one_address() -> None:
+    assert resolve("name", lambda host: "10.0.0.1") == (ipaddress.ip_address("10.0.0.1"),)  # type: ignore[arg-type,return-value]
+
+
+def test_resolve_passes_os_errors_on() -> None:
+    def missing(host: str) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "no such host")
+
+    with pytest.raises(OSError, match="no such host"):
+        resolve("missing.example", missing)
+
+
+def test_system_resolver_knows_localhost() -> None:
+    assert ipaddress.ip_address("127.0.0.1") in resolve("localhost")
+
+
+def test_system_resolver_turns_idna_errors_into_gaierror() -> None:
+    with pytest.raises(socket.gaierror, match="cannot encode"):
+        system_resolver("a" * 64 + ".example")
