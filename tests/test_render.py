@@ -1,0 +1,266 @@
+"""Renderers: every output parsed back by the format's own reader, and checked."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sys
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
+from registry_config.errors import InvalidInput, RegistryConfigError
+from registry_config.plan import StagingPlan, plan_from_discovery
+from registry_config.policy import InsecurityPolicy
+from registry_config.render import (
+    ContainerdHostsFile,
+    containerd_host_directory,
+    render_containerd_hosts,
+    render_daemon_json,
+    render_registries_conf,
+)
+from registry_config.spec import RegistrySpec, SecurityMode
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover (Python 3.10)
+    import tomli as tomllib
+
+CONSUL_URL = "docker_registry.service.dc1.consul:8080"
+
+
+def _plan(url: str, *, skip: bool = False, extra: tuple[str, ...] = ()) -> StagingPlan:
+    spec = RegistrySpec.from_url(url, skip_ssl_validation=skip)
+    query = ServiceQuery("docker_registry", default_port=spec.port)
+    found = Discovery(
+        query, [ServiceInstance("10.244.2.7", spec.port), ServiceInstance("10.244.2.6", spec.port)], source="test"
+    )
+    return plan_from_discovery(spec, found, extra_insecure=extra)
+
+
+def _parsed(files: tuple[ContainerdHostsFile, ...]) -> dict[str, dict[str, Any]]:
+    return {hosts_file.directory: tomllib.loads(hosts_file.content) for hosts_file in files}
+
+
+# daemon.json
+
+
+def test_daemon_json_from_the_go_stager_example() -> None:
+    plan = _plan("http://10.244.2.6:8080")
+    data = json.loads(render_daemon_json(plan))
+    assert data == {"insecure-registries": ["10.244.2.6:8080", "10.244.2.7:8080"]}
+
+
+def test_daemon_json_merge_keeps_every_other_key_and_order() -> None:
+    existing = (
+        '{"log-driver": "journald", "insecure-registries": ["10.244.2.7:8080", "old.example:5000"],'
+        ' "registry-mirrors": ["https://mirror.example"], "features": {"buildkit": true}}'
+    )
+    text = render_daemon_json(_plan(f"http://{CONSUL_URL}"), existing=existing)
+    data = json.loads(text)
+    assert list(data) == ["log-driver", "insecure-registries", "registry-mirrors", "features"]
+    assert data["log-driver"] == "journald"
+    assert data["registry-mirrors"] == ["https://mirror.example"]
+    assert data["features"] == {"buildkit": True}
+    assert data["insecure-registries"] == ["10.244.2.7:8080", "old.example:5000", "10.244.2.6:8080", CONSUL_URL]
+    assert text.endswith("}\n")
+    # Rendering again over its own output changes nothing: deterministic and deduplicated.
+    assert render_daemon_json(_plan(f"http://{CONSUL_URL}"), existing=text) == text
+
+
+def test_daemon_json_dedupes_by_docker_key_not_text() -> None:
+    policy = InsecurityPolicy.from_entries(["registry.example:5000"])
+    data = json.loads(render_daemon_json(policy, existing={"insecure-registries": ["Registry.Example:5000"]}))
+    assert data["insecure-registries"] == ["Registry.Example:5000"]
+
+
+def test_daemon_json_of_a_verified_registry_adds_nothing() -> None:
+    data = json.loads(render_daemon_json(_plan("https://registry.example:5000"), existing='{"debug": true}'))
+    assert data == {"debug": True, "insecure-registries": []}
+
+
+def test_daemon_json_from_a_policy_keeps_networks() -> None:
+    policy = InsecurityPolicy.from_entries(["10.0.0.0/8", "registry.example:5000"])
+    assert json.loads(render_daemon_json(policy, existing="  \n"))["insecure-registries"] == list(policy.entries)
+
+
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        ("[1, 2]", "holds a JSON list, not an object"),
+        ('"text"', "holds a JSON str, not an object"),
+        ("{not json", "is not valid JSON (line 1, column 2"),
+        (b"\xff\xfe", "is not UTF-8 text"),
+        ('{"insecure-registries": "10.0.0.1:5000"}', "'insecure-registries' must be a list of strings"),
+        ('{"insecure-registries": [5000]}', "'insecure-registries' must be a list of strings"),
+    ],
+)
+def test_daemon_json_refuses_an_existing_file_it_cannot_merge(existing: str | bytes, message: str) -> None:
+    with pytest.raises(InvalidInput, match=r"existing daemon\.json") as caught:
+        render_daemon_json(_plan("http://10.244.2.6:8080"), existing=existing)
+    assert message in str(caught.value)
+
+
+def test_something_that_is_neither_plan_nor_policy_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="give a plan"):
+        render_daemon_json(["10.0.0.1:5000"])  # type: ignore[arg-type]
+
+
+# containerd hosts.toml
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "scheme", "directory"),
+    [
+        ("registry.example", 5000, "https", "registry.example:5000"),
+        ("registry.example", 443, "https", "registry.example"),
+        ("registry.example", 80, "http", "registry.example"),
+        ("registry.example", 443, "http", "registry.example:443"),
+        ("10.0.0.1", None, "https", "10.0.0.1"),
+        ("fd00::1", 5000, "https", "[fd00::1]:5000"),
+        ("fd00::1", 443, "https", "[fd00::1]"),
+    ],
+)
+def test_containerd_directory_is_the_host_as_image_references_write_it(
+    host: str, port: int | None, scheme: str, directory: str
+) -> None:
+    assert containerd_host_directory(host, port, scheme=scheme) == directory
+
+
+def test_containerd_http_registry_and_its_instances() -> None:
+    files = render_containerd_hosts(_plan(f"http://{CONSUL_URL}"))
+    assert [hosts_file.directory for hosts_file in files] == [CONSUL_URL, "10.244.2.6:8080", "10.244.2.7:8080"]
+    assert files[0].path() == f"/etc/containerd/certs.d/{CONSUL_URL}/hosts.toml"
+    assert files[1].path("/srv/certs.d") == "/srv/certs.d/10.244.2.6:8080/hosts.toml"
+    for directory, data in _parsed(files).items():
+        url = f"http://{directory}"
+        assert data == {"server": url, "host": {url: {"capabilities": ["pull", "resolve"]}}}
+
+
+def test_containerd_self_signed_registry_skips_verification_and_names_a_ca() -> None:
+    files = render_containerd_hosts(_plan(f"https://{CONSUL_URL}", skip=True), ca="/etc/ssl/registry-ca.pem")
+    for directory, data in _parsed(files).items():
+        url = f"https://{directory}"
+        assert data["server"] == url
+        assert data["host"][url] == {
+            "capabilities": ["pull", "resolve"],
+            "skip_verify": True,
+            "ca": "/etc/ssl/registry-ca.pem",
+        }
+
+
+def test_containerd_verified_registry_and_the_default_port() -> None:
+    (hosts_file,) = render_containerd_hosts(_plan("https://registry.example"))
+    assert hosts_file.directory == "registry.example"
+    data = tomllib.loads(hosts_file.content)
+    assert data == {
+        "server": "https://registry.example",
+        "host": {"https://registry.example": {"capabilities": ["pull", "resolve"]}},
+    }
+
+
+def test_containerd_extra_entries_of_a_verified_plan_are_insecure() -> None:
+    files = render_containerd_hosts(_plan("https://registry.example:5000", extra=("legacy.example:5001",)))
+    data = _parsed(files)
+    assert data["registry.example:5000"]["host"]["https://registry.example:5000"].get("skip_verify") is None
+    assert data["legacy.example:5001"]["host"]["https://legacy.example:5001"]["skip_verify"] is True
+
+
+def test_containerd_from_a_policy_leaves_networks_out_and_takes_the_mode_asked_for() -> None:
+    policy = InsecurityPolicy.from_entries(["10.0.0.0/8", "[fd00::1]:5000", "registry.example"])
+    default = _parsed(render_containerd_hosts(policy))
+    assert set(default) == {"[fd00::1]:5000", "registry.example"}
+    assert default["[fd00::1]:5000"]["host"]["https://[fd00::1]:5000"]["skip_verify"] is True
+    plain = _parsed(render_containerd_hosts(policy, security=SecurityMode.HTTP))
+    assert plain["registry.example"]["server"] == "http://registry.example"
+
+
+def test_containerd_refuses_a_ca_that_is_not_a_path() -> None:
+    with pytest.raises(InvalidInput, match="containerd ca"):
+        render_containerd_hosts(_plan("https://registry.example"), ca="line\nbreak")
+
+
+# registries.conf
+
+
+def test_registries_conf_lists_each_registry_insecure() -> None:
+    text = render_registries_conf(_plan(f"http://{CONSUL_URL}"))
+    assert text.count("[[registry]]") == 3
+    assert tomllib.loads(text) == {
+        "registry": [
+            {"location": CONSUL_URL, "insecure": True},
+            {"location": "10.244.2.6:8080", "insecure": True},
+            {"location": "10.244.2.7:8080", "insecure": True},
+        ]
+    }
+
+
+def test_registries_conf_of_a_verified_registry() -> None:
+    data = tomllib.loads(render_registries_conf(_plan("https://registry.example:443")))
+    assert data == {"registry": [{"location": "registry.example", "insecure": False}]}
+
+
+def test_registries_conf_names_the_networks_it_cannot_hold() -> None:
+    text = render_registries_conf(InsecurityPolicy.from_entries(["10.0.0.0/8", "192.168.0.0/16"]))
+    assert "# Left out (registries.conf has no networks): 10.0.0.0/8, 192.168.0.0/16" in text
+    assert tomllib.loads(text) == {}
+
+
+def test_missing_tomli_w_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_tomli_w(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "tomli_w":
+            raise ImportError("No module named 'tomli_w'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "tomli_w", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_tomli_w)
+    for render in (render_registries_conf, render_containerd_hosts):
+        with pytest.raises(RegistryConfigError, match=r"needs tomli-w: pip install 'registry-config\[toml\]'") as e:
+            render(_plan("http://10.244.2.6:8080"))
+        assert not isinstance(e.value, InvalidInput)
+
+
+# Hostile input: whatever a policy accepts renders to files their readers accept, with the same registries.
+
+_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+_HOSTS = st.one_of(
+    st.builds(".".join, st.lists(_LABEL, min_size=1, max_size=3)).filter(lambda h: not h.replace(".", "").isdigit()),
+    st.ip_addresses().map(str),
+)
+_ENTRIES = st.builds(
+    lambda host, port: (f"[{host}]" if ":" in host else host) + (f":{port}" if port else ""),
+    _HOSTS,
+    st.one_of(st.none(), st.integers(1, 65535)),
+)
+
+
+@given(entries=st.lists(_ENTRIES, max_size=6), mode=st.sampled_from(list(SecurityMode)))
+def test_any_policy_renders_to_files_their_readers_accept(entries: list[str], mode: SecurityMode) -> None:
+    policy = InsecurityPolicy.from_entries(entries)
+    daemon = json.loads(render_daemon_json(policy))
+    assert daemon["insecure-registries"] == list(policy.entries)
+    files = render_containerd_hosts(policy, security=mode)
+    assert len({hosts_file.directory for hosts_file in files}) == len(files)
+    for directory, data in _parsed(files).items():
+        assert data["server"] == f"{mode.scheme}://{directory}"
+        assert list(data["host"]) == [data["server"]]
+    conf = tomllib.loads(render_registries_conf(policy, security=mode))
+    assert [r["location"] for r in conf.get("registry", [])] == [f.directory for f in files]
+    assert all(r["insecure"] is mode.is_insecure for r in conf.get("registry", []))
+
+
+def test_a_plain_attrs_plan_works_too() -> None:
+    @attrs.frozen
+    class Plan:
+        spec: RegistrySpec
+        insecure_registries: tuple[str, ...]
+
+    plan = Plan(RegistrySpec.from_url("http://10.0.0.5:5000"), ("10.0.0.5:5000", "10.0.0.6:5000"))
+    assert json.loads(render_daemon_json(plan))["insecure-registries"] == ["10.0.0.5:5000", "10.0.0.6:5000"]
+    assert [f.directory for f in render_containerd_hosts(plan)] == ["10.0.0.5:5000", "10.0.0.6:5000"]
