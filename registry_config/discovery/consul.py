@@ -487,7 +487,10 @@ class ConsulBackend(BackendBase):
             if "No path to datacenter" in body:
                 hint = "check the datacenter name (the URL's .service.<dc>.consul part or dc=) and WAN federation"
             elif "No cluster leader" in body:
-                hint = "the Consul servers have lost quorum; consistency='stale' can still read from a follower"
+                hint = (
+                    "the servers have no leader (lost quorum?): check the Consul servers, or use "
+                    "consistency='stale' to read from a follower"
+                )
             raise DiscoveryUnavailable(f"{where}: Consul failed (HTTP {code}: {said}); {hint}")
         hint = "check the filter expression and the backend's options" if code == 400 else "check the agent URL"
         raise DiscoveryProtocolError(f"{where}: Consul answered HTTP {code} ({said}); {hint}")

@@ -366,7 +366,9 @@ class ConsulSimulator:
                 "Node": node,
                 "Address": address,
                 "Datacenter": dc,
-                "TaggedAddresses": dict(tagged_addresses or {"lan": address, "wan": address}),
+                "TaggedAddresses": dict(
+                    {"lan": address, "wan": address} if tagged_addresses is None else tagged_addresses
+                ),
                 "NodeMeta": dict(node_meta or {}),
                 "ServiceKind": "",
                 "ServiceID": service_id,
@@ -501,7 +503,11 @@ class ConsulSimulator:
             return self._bump()
 
     def reset_index(self, to: int = 1) -> None:
-        """Make the index go backwards (a snapshot restore, a new cluster); blocked queries are answered at once."""
+        """Make the index go backwards (a snapshot restore, a new cluster); blocked queries are answered at once.
+
+        ``to=0`` makes the simulator send ``X-Consul-Index: 0``, which Consul
+        promises never to do: clients must cope with it anyway.
+        """
         with self._lock:
             self._index = to
             self._cache.clear()
@@ -674,7 +680,7 @@ class ConsulSimulator:
                 if remaining <= 0:
                     break
                 self._lock.wait(remaining)
-            index = max(self._index, 1)
+            index = self._index
             entries = [entry for entry in self._entries.values() if entry.service == service and entry.datacenter == dc]
             cache_key = (kind, service, tuple(sorted(query)), acl.name if acl else None)
             cached_at = self._cache.get(cache_key)
