@@ -1,0 +1,48 @@
+"""Sphinx configuration: MyST Markdown, furo, autodoc; no network (intersphinx off).
+
+Built in CI with ``sphinx-build -W --keep-going -b html docs docs/_build/html``,
+so a broken reference or a docstring autodoc cannot read fails the build.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+sys.path.insert(0, str(HERE.parent))  # the package itself, when it is not installed
+
+import registry_config  # noqa: E402 (after the path set-up above)
+
+project = "registry-config"
+author = "registry-config developers"
+copyright = "registry-config developers"
+release = registry_config.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "cli_reference",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+exclude_patterns = ["_build", "rendered/README.md", "Thumbs.db", ".DS_Store"]
+root_doc = "index"
+
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autoclass_content = "class"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+
+html_theme = "furo"
+html_title = f"registry-config {release}"
+pygments_style = "sphinx"

@@ -1,0 +1,171 @@
+"""The documentation is tested: its examples run, and the site builds with warnings as errors.
+
+Every ```` ```pycon ```` block of a page runs as a doctest, the page's blocks
+in order sharing one namespace (a page reads as one session). Every
+```` ```console ```` block runs too: each ``$ command`` line in bash (the
+virtual environment's ``bin`` first on ``PATH``, so ``registry-config`` is
+this checkout's), its stdout and stderr compared with the lines that follow.
+Blocks in other languages (``sh``, ``python``, ``text``) are shown, not run:
+use them for what needs a service the tests do not start.
+"""
+
+from __future__ import annotations
+
+import doctest
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def pages() -> list[Path]:
+    return sorted(
+        path
+        for path in DOCS.rglob("*.md")
+        if "_build" not in path.parts and "rendered" not in path.relative_to(DOCS).parts
+    )
+
+
+def blocks(path: Path, language: str) -> list[tuple[int, str]]:
+    """The fenced blocks of ``language`` in a page, each with the line number its body starts on."""
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for match in FENCE.finditer(text):
+        info = match.group("info").strip()
+        # MyST directives ({code-block} pycon) count too.
+        words = info.replace("{code-block}", "").replace("{code}", "").split()
+        if words and words[0] == language:
+            found.append((text.count("\n", 0, match.start("body")) + 1, match.group("body")))
+    return found
+
+
+def page_id(path: Path) -> str:
+    return str(path.relative_to(DOCS))
+
+
+DOCTEST_PAGES = [path for path in pages() if blocks(path, "pycon")]
+CONSOLE_PAGES = [path for path in pages() if blocks(path, "console")]
+
+
+def test_the_pages_have_examples_to_run() -> None:
+    """A renamed fence or a broken extractor must not turn every example test into nothing."""
+    names = {page_id(path) for path in DOCTEST_PAGES}
+    assert {"tutorial.md", "security.md"} <= names, names
+    assert "tutorial.md" in {page_id(path) for path in CONSOLE_PAGES}
+
+
+@pytest.mark.parametrize("path", DOCTEST_PAGES, ids=page_id)
+def test_pycon_blocks_run(path: Path) -> None:
+    parser = doctest.DocTestParser()
+    examples: list[doctest.Example] = []
+    for first_line, body in blocks(path, "pycon"):
+        for example in parser.get_examples(body):
+            example.lineno += first_line - 1
+            examples.append(example)
+    assert examples, f"{page_id(path)} has pycon blocks but no >>> example in them"
+    test = doctest.DocTest(examples, {"__name__": "__doc__"}, page_id(path), str(path), 0, None)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    report: list[str] = []
+    runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+
+
+def run_console(command: str) -> str:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["COLUMNS"] = "100"
+    env.pop("CONSUL_HTTP_TOKEN", None)
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.stdout
+
+
+def console_examples(body: str) -> list[tuple[str, str]]:
+    examples: list[tuple[str, list[str]]] = []
+    for line in body.splitlines():
+        if line.startswith("$ "):
+            examples.append((line[2:], []))
+        elif examples:
+            examples[-1][1].append(line)
+        elif line.strip():
+            raise AssertionError(f"console block starts with output, not a '$ ' command: {line!r}")
+    return [(command, "\n".join(output)) for command, output in examples]
+
+
+def normalized(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+@pytest.mark.parametrize("path", CONSOLE_PAGES, ids=page_id)
+def test_console_blocks_run(path: Path) -> None:
+    checked = 0
+    for first_line, body in blocks(path, "console"):
+        for command, expected in console_examples(body):
+            got = run_console(command)
+            assert normalized(got) == normalized(expected), (
+                f"{page_id(path)}, block at line {first_line}: `{command}` printed\n{got}\ninstead of\n{expected}"
+            )
+            checked += 1
+    assert checked
+
+
+def test_console_examples_parse_commands_and_output() -> None:
+    body = "$ echo a\na\n\n$ echo b; echo c\nb\nc\n"
+    assert console_examples(body) == [("echo a", "a\n"), ("echo b; echo c", "b\nc")]
+    with pytest.raises(AssertionError, match="starts with output"):
+        console_examples("oops\n$ true\n")
+
+
+def test_a_failing_example_fails() -> None:
+    """The doctest runner used above does report a wrong expectation."""
+    parser = doctest.DocTestParser()
+    test = doctest.DocTest(parser.get_examples(">>> 1 + 1\n3\n"), {}, "t", "t", 0, None)
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    runner.run(test, out=lambda _text: None)
+    assert runner.failures == 1
+
+
+def need_docs_tools() -> None:
+    """The docs extra (sphinx, myst-parser, furo): skip without it, fail without it in CI."""
+    import importlib.util
+
+    missing = [name for name in ("sphinx", "myst_parser", "furo") if importlib.util.find_spec(name) is None]
+    if missing:
+        message = f"the docs extra is not installed (missing {', '.join(missing)}): pip install -e '.[docs]'"
+        if os.environ.get("REGISTRY_CONFIG_REQUIRE_INTEGRATION") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_sphinx_builds_with_warnings_as_errors(tmp_path: Path) -> None:
+    need_docs_tools()
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(DOCS), str(tmp_path / "html")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    for page in ("index", "tutorial", "security", "api", "cli", "performance", "howto/custom-backend"):
+        assert (tmp_path / "html" / f"{page}.html").is_file(), page
+    cli = (tmp_path / "html" / "cli.html").read_text(encoding="utf-8")
+    assert "--insecure-registry" in cli, "the CLI reference lacks the plan sub-command's options"
