@@ -78,7 +78,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -490,6 +490,16 @@ class ConsulSimulator:
             if changed:
                 self._bump()
             return changed
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make several changes appear at once: no query is answered with the state between them.
+
+        ``with sim.batch(): sim.clear(); sim.register(...)`` replaces a
+        service's instances the way one Consul transaction would.
+        """
+        with self._lock:
+            yield
 
     def clear(self) -> None:
         """Remove every instance (one index bump)."""
