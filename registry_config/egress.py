@@ -419,7 +419,7 @@ class EgressRule:
             )  # fmt: skip
         problems: list[tuple[str, str]] = []
         destinations = data.get("destinations")
-        destinations = () if destinations is None else destinations
+        destinations = [] if destinations is None else destinations
         if not isinstance(destinations, list):
             problems.append(("destinations", f"expected a list of destinations, got {type(destinations).__name__}"))
         ports = data.get("ports")
@@ -428,7 +428,7 @@ class EgressRule:
         port_range = _bbs_object(data.get("port_range"), "port_range", ("start", "end"), problems)
         icmp_info = _bbs_object(data.get("icmp_info"), "icmp_info", ("type", "code"), problems)
         annotations = data.get("annotations")
-        annotations = () if annotations is None else annotations
+        annotations = [] if annotations is None else annotations
         if not isinstance(annotations, list):
             problems.append(("annotations", f"expected a list of text, got {type(annotations).__name__}"))
         log = data.get("log")
@@ -519,11 +519,11 @@ class EgressRule:
         icmp_info: tuple[int, int] | None = None
         if protocol in ("tcp", "udp"):
             ports, port_range = _asg_ports(data.get("ports"), str(protocol), problems)
-        elif data.get("ports") is not None:
+        elif protocol in ("icmp", "all") and data.get("ports") is not None:
             problems.append(("ports", f"{protocol} takes no ports"))
         if protocol == "icmp":
             icmp_info = _asg_icmp(data, problems)
-        else:
+        elif protocol in PROTOCOLS:
             for key in ("type", "code"):
                 if data.get(key) is not None:
                     problems.append((key, f"only icmp takes an ICMP {key}, not {_show(protocol)}"))
