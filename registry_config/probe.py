@@ -259,6 +259,11 @@ class _Prober:
     def url(self, mode: SecurityMode) -> str:
         return f"{mode.scheme}://{format_host_port(self.connect_host, self.port)}"
 
+    @property
+    def tried(self) -> frozenset[SecurityMode]:
+        """The modes asked already (each is asked at most once)."""
+        return frozenset(self._cache)
+
     def attempt(self, mode: SecurityMode) -> _Attempt:
         if mode not in self._cache:
             self._cache[mode] = self._attempt(mode)
@@ -322,14 +327,19 @@ def _mode_words(mode: SecurityMode) -> str:
     }[mode]
 
 
-def _how_to_use(mode: SecurityMode, spec: RegistrySpec) -> str:
-    """What to configure to reach a registry that speaks ``mode``."""
-    https = format_host_port(spec.host, spec.port)
+def _how_to_use(mode: SecurityMode, spec: RegistrySpec, verified: _Attempt | None = None) -> str:
+    """What to configure to reach a registry that speaks ``mode`` (``verified``: why verification failed)."""
+    address = format_host_port(spec.host, spec.port)
     if mode is SecurityMode.HTTP:
-        return f"use http://{https} (an insecure registry: Docker clients need it in insecure-registries)"
+        return f"use http://{address} (an insecure registry: Docker clients need it in insecure-registries)"
     if mode is SecurityMode.HTTPS_VERIFIED:
-        return f"use https://{https}"
-    return f"use https://{https} with skip_ssl_validation=True (an insecure registry), or trust its CA with ca_bundle"
+        return f"use https://{address}"
+    remedy = "or trust its CA with ca_bundle"
+    if verified is not None and verified.failure is _Failure.HOSTNAME:
+        remedy = f"or use a name its certificate lists ({verified.detail})"
+    elif verified is not None and verified.failure is _Failure.EXPIRED:
+        remedy = "or renew its certificate, which has expired"
+    return f"use https://{address} with skip_ssl_validation=True (an insecure registry), {remedy}"
 
 
 def _failure_words(attempt: _Attempt, *, where: str, timeout: float, name: str) -> str:
@@ -449,14 +459,19 @@ def _probe_one(prober: _Prober, spec: RegistrySpec, *, target: str, name: str) -
     opening = f"{configured_mode.scheme} URL {prober.url(configured_mode)}, but {why}"
 
     for mode in _alternatives(first):
+        if mode is SecurityMode.HTTPS_UNVERIFIED and SecurityMode.HTTPS_VERIFIED in prober.tried:
+            verified = prober.attempt(SecurityMode.HTTPS_VERIFIED)
+            if verified.failure not in _CERTIFICATE:
+                continue  # no TLS there, or it answered already: asking without verification cannot do better
         other = prober.attempt(mode)
         if other.is_registry:
             found = f"it answers as a Docker registry ({_answer_words(other)}) {_mode_words(mode)}"
             if first.failure in _CERTIFICATE and mode is SecurityMode.HTTPS_UNVERIFIED:
                 return result(other, mode, False, f"{opening}; without verification {found}.")
-            return result(other, mode, False, f"{opening}; {found}: {_how_to_use(mode, spec)}.")
-        if mode is SecurityMode.HTTPS_VERIFIED and other.failure not in _CERTIFICATE:
-            continue  # no TLS there: asking without verification cannot do better
+            verified_attempt = (
+                prober.attempt(SecurityMode.HTTPS_VERIFIED) if mode is SecurityMode.HTTPS_UNVERIFIED else None
+            )
+            return result(other, mode, False, f"{opening}; {found}: {_how_to_use(mode, spec, verified_attempt)}.")
         if other.answered and not other.wants_tls:
             words = _not_registry_words(other, where=prober.url(mode))
             return result(other, None, False, f"{opening}; {words}.")

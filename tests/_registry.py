@@ -29,8 +29,10 @@ __all__ = [
     "RunningRegistry",
     "auth_registry",
     "ca_registry",
+    "expired_registry",
     "http_registry",
     "not_a_registry",
+    "redirect_to_https",
     "registry_ca",
     "self_signed_registry",
     "silent_port",
@@ -202,6 +204,22 @@ def ca_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trustme.C
 
 
 @pytest.fixture(scope="module")
+def expired_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trustme.CA) -> Iterator[RunningRegistry]:
+    """HTTPS with a certificate from the test CA that expired yesterday."""
+    tmp = tmp_path_factory.mktemp("registry-expired")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    leaf = registry_ca.issue_cert(
+        "localhost", not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1)
+    )
+    cert, key, ca_pem = tmp / "leaf.pem", tmp / "leaf.key", tmp / "ca.pem"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    registry_ca.cert_pem.write_to_path(str(ca_pem))
+    with _run_registry(tmp, tls=(cert, key)) as (port, log):
+        yield RunningRegistry("expired", port, log, ca_pem=ca_pem)
+
+
+@pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trustme.CA) -> Iterator[RunningRegistry]:
     """Plain HTTP with token authentication configured: ``GET /v2/`` answers 401 and a Bearer challenge."""
     tmp = tmp_path_factory.mktemp("registry-auth")
@@ -211,7 +229,12 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trustme
         yield RunningRegistry("auth", port, log)
 
 
-class _NotFoundHandler(http.server.BaseHTTPRequestHandler):
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _NotFoundHandler(_QuietHandler):
     def do_GET(self) -> None:
         body = b"404 page not found\n"
         self.send_response(404)
@@ -220,14 +243,18 @@ class _NotFoundHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+
+class _RedirectHandler(_QuietHandler):
+    def do_GET(self) -> None:
+        self.send_response(301)
+        self.send_header("Location", f"https://localhost{self.path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
 
-@pytest.fixture(scope="module")
-def not_a_registry() -> Iterator[int]:
-    """A web server that answers 404 to everything, with no registry header: the port of a wrong service."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHandler)
+@contextlib.contextmanager
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -236,6 +263,20 @@ def not_a_registry() -> Iterator[int]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def not_a_registry() -> Iterator[int]:
+    """A web server that answers 404 to everything, with no registry header: the port of a wrong service."""
+    with _serve(_NotFoundHandler) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def redirect_to_https() -> Iterator[int]:
+    """A plain-HTTP front that redirects everything to https://localhost/ (a TLS-only site's usual answer)."""
+    with _serve(_RedirectHandler) as port:
+        yield port
 
 
 @pytest.fixture

@@ -17,8 +17,10 @@ from _registry import (
     RunningRegistry,
     auth_registry,
     ca_registry,
+    expired_registry,
     http_registry,
     not_a_registry,
+    redirect_to_https,
     registry_ca,
     self_signed_registry,
     silent_port,
@@ -34,8 +36,10 @@ from registry_config.spec import RegistrySpec, SecurityMode
 __all__ = [  # fixtures imported for pytest, named so that linters see them used
     "auth_registry",
     "ca_registry",
+    "expired_registry",
     "http_registry",
     "not_a_registry",
+    "redirect_to_https",
     "registry_ca",
     "self_signed_registry",
     "silent_port",
@@ -139,6 +143,30 @@ def test_hostname_mismatch_is_named(ca_registry: RunningRegistry) -> None:
     assert "use a name the certificate lists" in result.diagnosis
 
 
+def test_http_url_for_a_tls_registry_whose_certificate_names_another_host(ca_registry: RunningRegistry) -> None:
+    result = probe_registry(_spec(ca_registry, HTTP, host="127.0.0.1"), ca_bundle=ca_registry.ca_pem)
+    assert (result.observed, result.matches) == (UNVERIFIED, False)
+    assert "the server wants TLS" in result.diagnosis
+    assert "with skip_ssl_validation=True (an insecure registry), or use a name its certificate lists" in (
+        result.diagnosis
+    )
+    assert "not valid for '127.0.0.1'" in result.diagnosis
+
+
+def test_an_expired_certificate(expired_registry: RunningRegistry) -> None:
+    result = probe_registry(_spec(expired_registry, VERIFIED), ca_bundle=expired_registry.ca_pem)
+    assert (result.reachable, result.observed, result.matches) == (True, UNVERIFIED, False)
+    assert "the certificate has expired (certificate has expired): renew it" in result.diagnosis
+    relaxed = probe_registry(_spec(expired_registry, UNVERIFIED), ca_bundle=expired_registry.ca_pem)
+    assert (relaxed.observed, relaxed.matches) == (UNVERIFIED, True)
+
+
+def test_a_plain_http_front_that_redirects_to_https(redirect_to_https: int) -> None:
+    result = probe_registry(f"http://127.0.0.1:{redirect_to_https}")
+    assert (result.reachable, result.status, result.observed, result.matches) == (True, 301, None, False)
+    assert "the server wants TLS (it redirects to https://localhost/v2/)" in result.diagnosis
+
+
 def test_token_auth_registry_answers_401_and_is_recognised(auth_registry: RunningRegistry) -> None:
     result = probe_registry(auth_registry.url("http", "127.0.0.1"))
     assert (result.reachable, result.status, result.observed, result.matches) == (True, 401, HTTP, True)
@@ -149,14 +177,15 @@ def test_token_auth_registry_answers_401_and_is_recognised(auth_registry: Runnin
     assert "HTTP 401; it asks for Bearer authentication" in result.diagnosis
 
 
-@pytest.mark.parametrize("scheme", ["http", "https"])
-def test_connection_refused(scheme: str) -> None:
-    port = free_port()
+@pytest.mark.parametrize(("scheme", "host"), [("http", "127.0.0.1"), ("https", "127.0.0.1"), ("https", "::1")])
+def test_connection_refused(scheme: str, host: str) -> None:
+    port = free_port(host)
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     started = time.monotonic()
-    result = probe_registry(f"{scheme}://127.0.0.1:{port}", timeout=5)
+    result = probe_registry(f"{scheme}://{shown}", timeout=5)
     assert time.monotonic() - started < 4, "a refused port must not be retried the other ways"
     assert (result.reachable, result.status, result.observed, result.matches) == (False, None, None, False)
-    assert f"connection to 127.0.0.1:{port} refused: nothing listens there" in result.diagnosis
+    assert f"connection to {shown} refused: nothing listens there" in result.diagnosis
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
