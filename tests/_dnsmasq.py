@@ -68,9 +68,13 @@ class Records:
     def srv(self, name: str, target: str, port: int, *, priority: int = 1, weight: int = 1) -> Records:
         return Records((*self.lines, f"srv-host={name},{target},{port},{priority},{weight}"))
 
+    def unavailable(self, name: str) -> Records:
+        """An SRV record with target '.': RFC 2782's "decidedly not available here"."""
+        return Records((*self.lines, f"srv-host={name}"))
+
     def host(self, name: str, *addresses: str) -> Records:
-        """A name with A/AAAA records that dnsmasq also adds as glue to SRV answers."""
-        return Records((*self.lines, f"host-record={name},{','.join(addresses)}"))
+        """A name with A/AAAA records that dnsmasq also adds as glue to SRV answers (one line per address)."""
+        return Records((*self.lines, *(f"host-record={name},{address}" for address in addresses)))
 
     def address(self, name: str, address: str) -> Records:
         """A name with an address dnsmasq answers for, but never adds as glue."""
@@ -268,12 +272,17 @@ class FakeNameserver:
     """A loopback DNS server that answers what ``handler`` returns (``None``: stays silent).
 
     The handler gets the parsed query and returns a message, raw bytes (for
-    garbage), or ``None``. With ``tcp=True`` the same handler answers over
-    TCP too; ``queries`` records every question seen, with its transport.
+    garbage), or ``None``. With ``tcp=True`` the same handler (or
+    ``tcp_handler``) answers over TCP too; ``queries`` records every question
+    seen, with its transport. A handler that raises makes ``close`` raise.
     """
 
-    def __init__(self, handler: Handler, *, host: str = "127.0.0.1", tcp: bool = False) -> None:
+    def __init__(
+        self, handler: Handler, *, host: str = "127.0.0.1", tcp: bool = False, tcp_handler: Handler | None = None
+    ) -> None:
         self.handler = handler
+        self.tcp_handler = tcp_handler or handler
+        self.errors: list[BaseException] = []
         self.host = host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.udp = socket.socket(family, socket.SOCK_DGRAM)
@@ -304,10 +313,14 @@ class FakeNameserver:
             return None
         question = query.question[0]
         self.queries.append((question.name.to_text(), dns.rdatatype.to_text(question.rdtype), transport))
-        reply = self.handler(query)
-        if reply is None or isinstance(reply, bytes):
-            return reply
-        return reply.to_wire(max_size=65535)
+        try:
+            reply = (self.tcp_handler if transport == "tcp" else self.handler)(query)
+            if isinstance(reply, dns.message.Message):
+                return reply.to_wire(max_size=65535)
+        except Exception as exc:
+            self.errors.append(exc)
+            return None
+        return reply
 
     def _serve_udp(self) -> None:
         self.udp.settimeout(0.1)
@@ -350,6 +363,8 @@ class FakeNameserver:
         self.udp.close()
         if self.tcp is not None:
             self.tcp.close()
+        if self.errors:
+            raise RuntimeError(f"the fake nameserver's handler failed: {self.errors[0]!r}") from self.errors[0]
 
     def __enter__(self) -> FakeNameserver:
         return self

@@ -104,7 +104,7 @@ def _label(text: str, *, what: str) -> str:
     """A single DNS label (letters, digits, '-' and '_'), or :class:`InvalidInput`."""
     if "." in text or not is_hostname(text):
         raise InvalidInput(
-            f"{what} {text!r} cannot be asked through Consul's DNS interface: "
+            f"DNS backend: {what} {text!r} cannot be asked through Consul's DNS interface: "
             "it must be one label of letters, digits, '-' and '_'"
         )
     return text
