@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import http.client
+import importlib
 import os
 import socket
 import ssl
@@ -28,7 +29,6 @@ import attrs
 import requests
 import requests.adapters
 import urllib3.exceptions
-from urllib3.util.ssl_match_hostname import CertificateError
 
 from .address import format_host_port, split_host_port
 from .discovery.model import ServiceInstance
@@ -49,6 +49,23 @@ _PLAIN_TO_TLS_MARKERS = (
 )
 # OpenSSL's reasons when the peer does not speak TLS at all.
 _NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH")
+
+
+def _optional_error(module: str, name: str) -> tuple[type[BaseException], ...]:
+    """An exception class only some urllib3 versions have (requests still accepts urllib3 1.26)."""
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return ()
+    return (found,) if isinstance(found, type) and issubclass(found, BaseException) else ()
+
+
+_NAME_RESOLUTION: tuple[type[BaseException], ...] = (
+    socket.gaierror,
+    *_optional_error("urllib3.exceptions", "NameResolutionError"),
+)
+# urllib3's own hostname match (used with assert_hostname) raises this ValueError, not an ssl error.
+_HOSTNAME_ERRORS = _optional_error("urllib3.util.ssl_match_hostname", "CertificateError")
 _X509_EXPIRED = 10
 _X509_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
@@ -205,13 +222,13 @@ def _classify(exc: BaseException) -> tuple[_Failure, str]:
             if cause.verify_code == _X509_EXPIRED:
                 return _Failure.EXPIRED, message
             return _Failure.UNTRUSTED, message
-        if isinstance(cause, CertificateError):
+        if isinstance(cause, _HOSTNAME_ERRORS):
             return _Failure.HOSTNAME, str(cause)  # urllib3's own match against assert_hostname
     # Root causes first: urllib3's NewConnectionError (refused, unresolvable) derives from its ConnectTimeoutError.
     for cause in chain:
         if isinstance(cause, ConnectionRefusedError):
             return _Failure.REFUSED, "connection refused"
-        if isinstance(cause, (urllib3.exceptions.NameResolutionError, socket.gaierror)):
+        if isinstance(cause, _NAME_RESOLUTION):
             return _Failure.DNS, "the name does not resolve"
     for cause in chain:
         if isinstance(cause, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)) and not isinstance(
