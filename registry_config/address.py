@@ -109,13 +109,13 @@ def split_host_port(text: str, *, where: str = "address") -> tuple[str, int | No
         if close < 0:
             raise InvalidAddress(f"{where}: {text!r} opens '[' without closing it")
         host, rest = text[1:close], text[close + 1 :]
+        ip = parse_ip(host)
+        if ip is None or ip.version != 6:
+            raise InvalidAddress(f"{where}: {host!r} in brackets is not an IPv6 address")
         if rest:
             if not rest.startswith(":"):
                 raise InvalidAddress(f"{where}: {text!r} has {rest!r} after ']'; expected ':port'")
             port = parse_port(rest[1:], where=where)
-        ip = parse_ip(host)
-        if ip is None or ip.version != 6:
-            raise InvalidAddress(f"{where}: {host!r} in brackets is not an IPv6 address")
         return str(ip), port
     if text.count(":") > 1:
         ip = parse_ip(text)
@@ -125,16 +125,14 @@ def split_host_port(text: str, *, where: str = "address") -> tuple[str, int | No
             )
         return str(ip), None
     host, sep, port_text = text.partition(":")
-    if sep:
-        port = parse_port(port_text, where=where)
     ip = parse_ip(host)
-    if ip is not None:
-        return str(ip), port
-    if not is_hostname(host):
+    if ip is None and not is_hostname(host):
         raise InvalidAddress(
             f"{where}: {host!r} is neither an IP address nor a DNS name (letters, digits, '-', '_' and dots)"
         )
-    return host.lower(), port
+    if sep:
+        port = parse_port(port_text, where=where)
+    return (str(ip) if ip is not None else host.lower()), port
 
 
 def format_host(host: str | IPAddress) -> str:
