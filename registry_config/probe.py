@@ -11,6 +11,14 @@ The probe talks to the registry directly: proxy variables and ``.netrc`` from
 the environment are ignored (``trust_env=False``), since a probe through a
 proxy would test the proxy. Every request has a timeout; every failure of
 ``requests`` or ``urllib3`` becomes a :class:`ProbeResult`, never an exception.
+A verified registry is asked once; a mismatch costs at most three requests;
+a refused or silent port is asked once, so a dead registry costs one timeout.
+
+urllib3's ``InsecureRequestWarning`` is silenced around the unverified
+requests only, with :func:`warnings.catch_warnings`, which restores the
+filters on exit but is not thread-safe before Python 3.14: a program that
+probes from several threads while relying on warning filters elsewhere should
+probe from one thread.
 """
 
 from __future__ import annotations
