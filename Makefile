@@ -1,0 +1,33 @@
+# One entry point for people and CI. Every target sets itself up: a virtual environment in
+# $(VENV) with the package and everything its tests need, (re)installed when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The seed scenario: a plain-HTTP registry behind a Consul name with two instances, no service needed.
+PLAN_URL ?= http://docker_registry.service.dc1.consul:8080
+PLAN_ARGS ?= --instance 10.244.2.6 --instance 10.244.2.7
+
+.PHONY: plan test lint docs examples bench clean
+
+plan: $(STAMP)
+	$(BIN)/registry-config plan $(PLAN_URL) $(PLAN_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict registry_config
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,test,docs]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/_build
