@@ -18,7 +18,9 @@ The inherited ``test_*`` methods check the promises of the
 :class:`~registry_config.discovery.backend.DiscoveryBackend` protocol. Tests
 whose hook you do not define (``replace_instances``,
 ``make_portless_backend``, ``make_failing_backend``) are skipped, saying so.
-A backend that watches by polling should poll quickly in these tests (a few
+Snapshots compare instances with what they carry (node, tags, meta): the
+same instances listed in another order must come back with the same
+metadata. A backend that watches by polling should poll quickly in these tests (a few
 hundredths of a second): the timing knobs are class attributes you may raise
 for a slow backend.
 
