@@ -79,6 +79,27 @@ class InsecurityPolicy:
     resolver: Resolver | None = attrs.field(default=None, eq=False)
     """How host names become addresses for the CIDR match (``None``: the system's)."""
 
+    def __attrs_post_init__(self) -> None:
+        # Built by hand, it must still hold only keys from_entries would have made: that is what keeps
+        # a comma, a space or a scheme out of every flag and file rendered from a policy.
+        if not isinstance(self.hosts, tuple) or not isinstance(self.networks, tuple):
+            raise InvalidAddress("InsecurityPolicy: hosts and networks are tuples; build it with from_entries")
+        for index, host in enumerate(self.hosts):
+            problem = f"InsecurityPolicy: host #{index} {host!r} is not normalized; use from_entries"
+            try:
+                normalized, _ = _read_entry(index, host)
+            except InvalidAddress as exc:
+                raise InvalidAddress(f"{problem} ({exc})") from exc
+            if normalized != host or "/" in host:
+                raise InvalidAddress(problem)
+        for network in self.networks:
+            if not isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+                raise InvalidAddress(f"InsecurityPolicy: {network!r} is not an IP network; use from_entries")
+        if self.hosts != tuple(sorted(set(self.hosts), key=_host_key)) or self.networks != tuple(
+            sorted(set(self.networks), key=_network_key)
+        ):
+            raise InvalidAddress("InsecurityPolicy: entries must be unique and sorted; use from_entries")
+
     @classmethod
     def from_entries(cls, entries: Iterable[str], *, resolver: Resolver | None = None) -> InsecurityPolicy:
         """Read ``insecure-registries`` entries: ``host``, ``host:port``, ``[v6]:port`` or a CIDR.

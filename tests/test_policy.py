@@ -388,3 +388,26 @@ def test_equality_ignores_resolver_and_warnings() -> None:
     assert policy(["http://a.example"]) == InsecurityPolicy.from_entries(["a.example"])
     assert hash(policy(["a.example"])) == hash(InsecurityPolicy.from_entries(["a.example"]))
     assert policy(["a.example"]) != policy(["a.example:80"])
+
+
+@pytest.mark.parametrize(
+    ("hosts", "networks", "message"),
+    [
+        (("a, b",), (), "is not normalized"),
+        (("A.example",), (), "is not normalized"),
+        (("http://a.example",), (), "is not normalized"),
+        (("10.0.0.0/8",), (), "is not normalized"),
+        (("b.example", "a.example"), (), "unique and sorted"),
+        (("a.example", "a.example"), (), "unique and sorted"),
+        ((), ("10.0.0.0/8",), "is not an IP network"),
+        (["a.example"], (), "are tuples"),
+    ],
+)
+def test_direct_construction_keeps_the_invariants(hosts: object, networks: object, message: str) -> None:
+    with pytest.raises(InvalidAddress, match=message):
+        InsecurityPolicy(hosts, networks)  # type: ignore[arg-type]
+
+
+def test_direct_construction_of_normalized_entries_works() -> None:
+    built = InsecurityPolicy(("a.example", "b.example:80"), (ipaddress.ip_network("10.0.0.0/8"),))
+    assert built == InsecurityPolicy.from_entries(["b.example:80", "10.0.0.0/8", "a.example"])
