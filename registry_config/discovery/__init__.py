@@ -1,4 +1,9 @@
-"""Finding every running registry instance: the values, the backend protocol and the backends."""
+"""Finding every running registry instance: the values, the backend protocol and the backends.
+
+The Consul and DNS backends live in ``registry_config.discovery.consul`` and
+``registry_config.discovery.dns`` and import their client libraries (extras
+``consul`` and ``dns``) only when a backend is made.
+"""
 
 from __future__ import annotations
 
