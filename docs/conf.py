@@ -30,7 +30,8 @@ extensions = [
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "rendered/README.md", "Thumbs.db", ".DS_Store"]
+# docs/rendered/ holds generated runtime configs (the probe engineer's), included by literalinclude, not pages.
+exclude_patterns = ["_build", "rendered", "Thumbs.db", ".DS_Store"]
 root_doc = "index"
 
 myst_enable_extensions = ["colon_fence", "deflist"]
