@@ -349,7 +349,7 @@ class ConsulBackend(BackendBase):
                 current = self._fetch(query, index=index or None)
             except DiscoveryError as exc:
                 failures += 1
-                delay = min(self.watch_max_backoff, self.watch_min_interval * 2**failures + 0.1 * failures)
+                delay = min(self.watch_max_backoff, max(self.watch_min_interval, 0.25) * 2 ** (failures - 1))
                 delay *= random.uniform(0.8, 1.0)  # noqa: S311 (spreading retries, not a secret)
                 log.warning(
                     "consul watch of service %r at %s failed (%s); retrying in %.1fs", query.name, self.url, exc, delay

@@ -1,0 +1,81 @@
+"""The seed scenario end to end: Consul (simulated) -> ConsulBackend -> build_plan -> flags and egress rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from registry_config.discovery.consul import ConsulBackend
+from registry_config.plan import build_plan
+from registry_config.spec import RegistrySpec
+from registry_config.testing.consul import ConsulSimulator
+
+SEED_URL = "http://docker_registry.service.dc1.consul:8080"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seed_consul.py"
+
+
+@pytest.fixture
+def sim() -> Iterator[ConsulSimulator]:
+    with ConsulSimulator() as simulator:
+        simulator.register("docker_registry", "10.244.2.6", node="registry-0", port=0)
+        simulator.register("docker_registry", "10.244.2.7", node="registry-1", port=0)
+        yield simulator
+
+
+def _allowed_pairs(plan: object, candidates: list[tuple[str, int]]) -> set[tuple[str, int]]:
+    rules = plan.egress_rules  # type: ignore[attr-defined]
+    return {(ip, port) for ip, port in candidates if any(rule.allows(ip, port) for rule in rules)}
+
+
+CANDIDATES = [
+    (f"10.244.{c}.{d}", port) for c in (1, 2, 3) for d in (0, 5, 6, 7, 8, 255) for port in (80, 5000, 8079, 8080, 8081)
+]
+
+
+@pytest.mark.parametrize("passing_only", [True, False])
+@pytest.mark.parametrize("compact", [True, False])
+def test_seed_scenario(sim: ConsulSimulator, passing_only: bool, compact: bool) -> None:
+    spec = RegistrySpec.from_url(SEED_URL)
+    with ConsulBackend(sim.url, passing_only=passing_only) as backend:
+        plan = build_plan(spec, backend, compact=compact)
+    assert plan.builder_args[:3] == ("-dockerRegistryURL", SEED_URL, "-insecureDockerRegistries")
+    entries = plan.builder_args[3].split(",")
+    assert entries[:2] == ["10.244.2.6:8080", "10.244.2.7:8080"]
+    assert set(entries) == {"10.244.2.6:8080", "10.244.2.7:8080", "docker_registry.service.dc1.consul:8080"}
+    assert [instance.endpoint for instance in plan.instances] == ["10.244.2.6:8080", "10.244.2.7:8080"]
+    assert _allowed_pairs(plan, CANDIDATES) == {("10.244.2.6", 8080), ("10.244.2.7", 8080)}
+    assert all(rule.to_bbs()["protocol"] == "tcp" for rule in plan.egress_rules)
+    if not compact:
+        assert [rule.to_bbs()["destinations"] for rule in plan.egress_rules] == [["10.244.2.6"], ["10.244.2.7"]]
+    request = sim.requests[-1]
+    assert request.path == (
+        "/v1/health/service/docker_registry" if passing_only else "/v1/catalog/service/docker_registry"
+    )
+    assert request.param("dc") == "dc1"
+
+
+def test_seed_scenario_https_has_no_insecure_flag_and_the_same_rules(sim: ConsulSimulator) -> None:
+    spec = RegistrySpec.from_url("https://docker_registry.service.dc1.consul:8080")
+    with ConsulBackend(sim.url) as backend:
+        plan = build_plan(spec, backend)
+    assert plan.builder_args == ("-dockerRegistryURL", "https://docker_registry.service.dc1.consul:8080")
+    assert _allowed_pairs(plan, CANDIDATES) == {("10.244.2.6", 8080), ("10.244.2.7", 8080)}
+
+
+def test_seed_scenario_metadata_address_never_reaches_the_rules(sim: ConsulSimulator) -> None:
+    sim.register("docker_registry", "169.254.169.254", node="poisoned", port=0)
+    spec = RegistrySpec.from_url(SEED_URL)
+    with ConsulBackend(sim.url) as backend:
+        plan = build_plan(spec, backend)
+    assert [str(r.instance.address) for r in plan.rejected] == ["169.254.169.254"]
+    assert not any(rule.allows("169.254.169.254", 8080) for rule in plan.egress_rules)
+    assert "169.254.169.254" not in plan.builder_args[3]
+    assert ipaddress.ip_address("169.254.169.254") not in {i.address for i in plan.instances}
+
+
+def test_the_example_runs() -> None:
+    runpy.run_path(str(EXAMPLE), run_name="__main__")
