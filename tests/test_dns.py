@@ -291,6 +291,32 @@ def test_fleet_of_fifty_is_found_entirely(edns_packet_max: int | None) -> None:
         assert sum(server.asked(node.target, "A") for node in FLEET) == 0
 
 
+@integration
+def test_edns0_brings_a_mid_sized_answer_in_one_datagram() -> None:
+    nodes = FLEET[:20]
+    with dnsmasq(Records().service("mid", nodes, 5000), edns_packet_max=4096) as server:
+        # Without EDNS0 the answer (about 1.9 kB) does not fit in 512 bytes.
+        plain = dns.query.udp(dns.message.make_query("mid.service.consul", "SRV"), "127.0.0.1", port=server.port)
+        assert plain.flags & dns.flags.TC
+        found = DnsBackend([server.server]).discover(ServiceQuery("mid"))
+        assert len(found) == 40
+        # With it: one UDP question, no TCP retry (dnsmasq would log a second query), no target asked.
+        assert server.asked("mid.service.consul", "SRV") == 2  # the plain one above, and ours
+        assert sum(server.asked(node.target, "A") for node in nodes) == 0
+
+
+def test_queries_carry_edns0_with_a_4096_byte_payload() -> None:
+    seen: list[tuple[int, int]] = []
+
+    def answer(query: dns.message.Message) -> dns.message.Message:
+        seen.append((query.edns, query.payload))
+        return srv_reply(query, [("node-a.node.dc1.consul.", 5000, "10.0.0.1")])
+
+    with FakeNameserver(answer) as fake:
+        DnsBackend([fake.server], timeout=1).discover(ServiceQuery("docker_registry"))
+    assert seen == [(0, 4096)]
+
+
 # ---------------------------------------------------------------------------------------------- no instances
 
 
