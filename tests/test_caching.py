@@ -13,9 +13,12 @@ from registry_config.discovery.caching import CachingBackend, has_native_watch
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
 from registry_config.discovery.static import StaticBackend
 from registry_config.errors import DiscoveryError, DiscoveryUnavailable, InvalidInput, NoInstancesError
+from registry_config.plan import StagingPlan, build_plan
+from registry_config.spec import RegistrySpec
 from registry_config.testing.fakes import FakeBackend
 
 QUERY = ServiceQuery("docker_registry", default_port=8080)
+SPEC_QUERY = QUERY  # what build_plan asks for http://docker_registry.service.consul:8080
 A = (ServiceInstance("10.244.2.6", 8080), ServiceInstance("10.244.2.7", 8080))
 B = (ServiceInstance("10.244.2.6", 8080), ServiceInstance("10.244.2.8", 8080))
 
@@ -379,12 +382,28 @@ def _instance_sets() -> list[tuple[ServiceInstance, ...]]:
     return sets
 
 
+SPEC = RegistrySpec.from_url("http://docker_registry.service.consul:8080")
+
+
+def _check_plan(plan: StagingPlan, sets: list[tuple[ServiceInstance, ...]]) -> None:
+    """A plan consistent with one snapshot: flags and rules built from exactly the instances it holds."""
+    assert plan.discovery.instances in sets, f"an inconsistent snapshot: {plan.discovery.endpoints}"
+    assert plan.instances == plan.discovery.instances
+    assert set(plan.insecure_registries) == {i.endpoint for i in plan.instances} | {SPEC.address}
+    for instance in plan.instances:
+        assert any(rule.allows(instance.address, instance.port) for rule in plan.egress_rules)
+    held = {(i.address, i.port) for i in plan.instances}
+    for other in {i for members in sets for i in members}:
+        if (other.address, other.port) not in held:
+            assert not any(rule.allows(other.address, other.port) for rule in plan.egress_rules)
+
+
 @pytest.mark.parametrize("background", [True, False])
-def test_16_threads_x_500_discovers_while_instances_change(caches: list[CachingBackend], background: bool) -> None:
+def test_16_threads_x_500_plans_while_instances_change(caches: list[CachingBackend], background: bool) -> None:
     sets = _instance_sets()
     fake = FakeBackend(sets[0])
     cache = _cache(caches, fake, ttl=0.002, max_stale=60.0, background=background)
-    cache.discover(QUERY)
+    cache.discover(SPEC_QUERY)
     stop = threading.Event()
     published = {sets[0]}
 
@@ -401,17 +420,19 @@ def test_16_threads_x_500_discovers_while_instances_change(caches: list[CachingB
 
     errors: list[BaseException] = []
     seen: list[set[tuple[ServiceInstance, ...]]] = [set() for _ in range(16)]
+    stale = [0] * 16
     barrier = threading.Barrier(16)
 
     def plan(worker: int) -> None:
         barrier.wait()
         try:
             for _ in range(500):
-                found = cache.discover(QUERY)
-                assert isinstance(found, Discovery)
-                assert found.instances in sets, f"an inconsistent snapshot: {found.endpoints}"
-                assert not found.stale or found.warnings[-1].startswith("discovery failed: flap ")
-                seen[worker].add(found.instances)
+                made = build_plan(SPEC, cache)
+                _check_plan(made, sets)
+                if made.discovery.stale:
+                    stale[worker] += 1
+                    assert made.discovery.warnings[-1].startswith("discovery failed: flap ")
+                seen[worker].add(made.discovery.instances)
         except BaseException as exc:
             errors.append(exc)
 
@@ -432,4 +453,7 @@ def test_16_threads_x_500_discovers_while_instances_change(caches: list[CachingB
     assert len(everything) > 1, "the instances changed underneath, the threads must have seen it"
     # No thundering herd: far fewer backend calls than plans.
     assert fake.discover_calls < 16 * 500 / 4, (fake.discover_calls, elapsed)
-    print(f"16x500 discovers in {elapsed:.2f} s, {fake.discover_calls} backend calls, {len(everything)} sets seen")
+    print(
+        f"16x500 plans in {elapsed:.2f} s, {fake.discover_calls} backend calls, {len(everything)} sets seen, "
+        f"{sum(stale)} stale plans"
+    )
