@@ -1,0 +1,212 @@
+"""rules_for: the Go stager's one rule per instance, and exact compaction that never opens one pair more."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from registry_config import InvalidEgressRule, ServiceInstance
+from registry_config.egress import EgressRule, _address_text, rules_for
+from registry_config.errors import InvalidInput
+
+
+def bbs(rules: tuple[EgressRule, ...]) -> list[dict[str, object]]:
+    return [rule.to_bbs() for rule in rules]
+
+
+def test_go_stager_shape_without_compaction() -> None:
+    found = [ServiceInstance("10.244.2.7", 8080), ServiceInstance("10.244.2.6", 8080)]
+    assert bbs(rules_for(found, compact=False)) == [
+        {"protocol": "tcp", "destinations": ["10.244.2.6"], "ports": [8080], "log": False},
+        {"protocol": "tcp", "destinations": ["10.244.2.7"], "ports": [8080], "log": False},
+    ]
+
+
+def test_without_compaction_one_rule_per_pair_sorted_by_address_then_port() -> None:
+    found = [
+        ServiceInstance("fd00::1", 80),
+        ServiceInstance("10.0.0.2", 443),
+        ServiceInstance("10.0.0.2", 80),
+        ServiceInstance("10.0.0.1", 80),
+        ServiceInstance("10.0.0.1", 80, node="duplicate"),
+    ]
+    assert [str(rule) for rule in rules_for(found, compact=False)] == [
+        "tcp 10.0.0.1 80",
+        "tcp 10.0.0.2 80",
+        "tcp 10.0.0.2 443",
+        "tcp fd00::1 80",
+    ]
+
+
+def test_two_go_stager_instances_compact_to_one_range_rule() -> None:
+    found = [ServiceInstance("10.244.2.6", 8080), ServiceInstance("10.244.2.7", 8080)]
+    assert bbs(rules_for(found)) == [
+        {"protocol": "tcp", "destinations": ["10.244.2.6/31"], "ports": [8080], "log": False}
+    ]
+
+
+def test_a_contiguous_slash_22_is_one_rule_with_one_destination() -> None:
+    base = int(ipaddress.IPv4Address("10.4.0.0"))
+    found = [ServiceInstance(ipaddress.IPv4Address(base + i), 5000) for i in range(1024)]
+    found = found[700:] + found[:700][::-1]
+    (rule,) = rules_for(found)
+    assert rule.to_bbs() == {"protocol": "tcp", "destinations": ["10.4.0.0/22"], "ports": [5000], "log": False}
+
+
+def test_an_unaligned_run_is_one_range_and_gaps_split_it() -> None:
+    base = int(ipaddress.IPv4Address("10.0.0.0"))
+    found = [ServiceInstance(ipaddress.IPv4Address(base + i), 5000) for i in [*range(3, 1000), 1001, 1003, 1004]]
+    (rule,) = rules_for(found)
+    assert rule.destinations == ("10.0.0.3-10.0.3.231", "10.0.3.233", "10.0.3.235-10.0.3.236")
+
+
+def test_addresses_group_by_their_exact_port_set() -> None:
+    found = [
+        ServiceInstance("10.0.0.1", 80),
+        ServiceInstance("10.0.0.1", 443),
+        ServiceInstance("10.0.0.2", 80),
+        ServiceInstance("10.0.0.3", 5000),
+        ServiceInstance("10.0.0.3", 5001),
+        ServiceInstance("10.0.0.3", 5002),
+        ServiceInstance("10.0.0.4", 5000),
+        ServiceInstance("10.0.0.4", 5001),
+        ServiceInstance("10.0.0.4", 5002),
+        ServiceInstance("10.0.0.5", 80),
+    ]
+    rules = rules_for(found)
+    assert bbs(rules) == [
+        {"protocol": "tcp", "destinations": ["10.0.0.2", "10.0.0.5"], "ports": [80], "log": False},
+        {"protocol": "tcp", "destinations": ["10.0.0.1"], "ports": [80, 443], "log": False},
+        {"protocol": "tcp", "destinations": ["10.0.0.3-10.0.0.4"], "port_range": {"start": 5000, "end": 5002},
+         "log": False},
+    ]  # fmt: skip
+    # 10.0.0.2 and 10.0.0.5 share port 80 but 10.0.0.3-4 do not: a range over them would open more
+    assert not any(rule.allows("10.0.0.3", 80) for rule in rules)
+
+
+def test_two_consecutive_ports_are_a_range_and_lone_ports_a_list() -> None:
+    (pair,) = rules_for([ServiceInstance("10.0.0.1", 5000), ServiceInstance("10.0.0.1", 5001)])
+    assert pair.port_range == (5000, 5001)
+    assert pair.ports is None
+    (apart,) = rules_for([ServiceInstance("10.0.0.1", 5000), ServiceInstance("10.0.0.1", 5002)])
+    assert apart.ports == (5000, 5002)
+
+
+def test_ipv4_and_ipv6_share_a_rule_but_never_a_destination() -> None:
+    found = [
+        ServiceInstance("fd00::1", 5000),
+        ServiceInstance("10.0.0.1", 5000),
+        ServiceInstance("fd00::", 5000),
+        ServiceInstance("255.255.255.255", 5000),
+        ServiceInstance("::", 5000),
+    ]
+    (rule,) = rules_for(found)
+    assert rule.destinations == ("10.0.0.1", "255.255.255.255", "::", "fd00::/127")
+
+
+def test_an_ipv4_mapped_address_becomes_its_ipv4_address() -> None:
+    found = [ServiceInstance("::ffff:10.0.0.1", 5000), ServiceInstance("10.0.0.0", 5000)]
+    assert rules_for(found)[0].destinations == ("10.0.0.0/31",)
+    assert rules_for(found, compact=False)[0].destinations == ("10.0.0.0",)
+
+
+def test_udp_rules_and_refused_protocols() -> None:
+    assert rules_for([ServiceInstance("10.0.0.1", 53)], protocol="udp")[0].protocol == "udp"
+    for protocol in ("TCP", "all", "icmp"):
+        with pytest.raises(InvalidEgressRule, match="rules_for makes 'tcp' or 'udp' rules"):
+            rules_for([ServiceInstance("10.0.0.1", 53)], protocol=protocol)
+
+
+def test_no_instances_no_rules_and_non_instances_refused() -> None:
+    assert rules_for([]) == ()
+    assert rules_for([], compact=False) == ()
+    with pytest.raises(InvalidInput, match=r"instance #0 is a str"):
+        rules_for(["10.0.0.1:80"])  # type: ignore[list-item]
+
+
+@given(st.integers(0, 2**128 - 1), st.integers(0, 128), st.integers(0, 2**32 - 1))
+def test_address_text_matches_ipaddress(value: int, shift: int, value4: int) -> None:
+    assert _address_text(6, value >> shift) == str(ipaddress.IPv6Address(value >> shift))
+    assert _address_text(4, value4) == str(ipaddress.IPv4Address(value4))
+
+
+# -- properties ----------------------------------------------------------------------------------------------------
+
+V4_BASE = int(ipaddress.IPv4Address("10.0.0.0"))
+V6_BASE = int(ipaddress.IPv6Address("fd00::"))
+PORTS = [80, 443, 5000, 5001, 5002, 8080]
+
+
+def v4(offset: int) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(V4_BASE + offset)
+
+
+def v6(offset: int) -> ipaddress.IPv6Address:
+    return ipaddress.IPv6Address(V6_BASE + offset)
+
+
+# Offsets in a small window, so that neighbours, gaps of one and aligned blocks are all common.
+offsets = st.integers(0, 24)
+addresses = st.one_of(offsets.map(v4), offsets.map(v6), offsets.map(lambda n: v4(2**20 - 8 + n)))
+
+
+@st.composite
+def instance_sets(draw: st.DrawFn) -> list[ServiceInstance]:
+    """Instances on a few ports per example, so that many addresses share a port set and runs form."""
+    in_play = draw(st.lists(st.sampled_from(PORTS), min_size=1, max_size=3, unique=True))
+    return draw(st.lists(st.builds(ServiceInstance, addresses, st.sampled_from(in_play)), max_size=60))
+
+
+def universe(found: list[ServiceInstance]) -> set[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
+    """Every pair near the instances: their addresses and neighbours, on the ports in play and the ones beside them."""
+    near = {ipaddress.ip_address(int(i.address) + d) for i in found for d in (-2, -1, 0, 1, 2)}
+    near |= {v4(-1), v4(0), v4(25), v6(-1), v6(0), v6(25), v4(2**20 - 9)}
+    ports = {*PORTS, 79, 81, 442, 4999, 5003, 8079, 8081}
+    return {(address, port) for address in near for port in ports}
+
+
+@given(instance_sets(), st.booleans())
+def test_rules_allow_exactly_the_instances_pairs(found: list[ServiceInstance], compact: bool) -> None:
+    rules = rules_for(found, compact=compact)
+    pairs = {(instance.address, instance.port) for instance in found}
+    # The rules as BBS would read them back from their own JSON, so the text says what the rule does.
+    reread = [EgressRule.from_bbs(rule.to_bbs()) for rule in rules]
+    assert reread == list(rules)
+    for address, port in universe(found):
+        expected = (address, port) in pairs
+        assert any(rule.allows(address, port) for rule in rules) == expected, (address, port)
+        assert any(rule.allows(address, port) for rule in reread) == expected, (address, port)
+
+
+@given(instance_sets())
+def test_compaction_is_minimal_for_its_shape(found: list[ServiceInstance]) -> None:
+    rules = rules_for(found)
+    ports_by_address: dict[object, set[int]] = {}
+    for instance in found:
+        ports_by_address.setdefault(instance.address, set()).add(instance.port)
+    port_sets = {frozenset(ports) for ports in ports_by_address.values()}
+    assert len(rules) == len(port_sets)
+    for rule in rules:
+        covered = sorted(
+            (address for address, ports in ports_by_address.items() if any(rule.allows(address, p) for p in ports)),
+            key=lambda a: (a.version, int(a)),  # type: ignore[attr-defined]
+        )
+        runs = sum(
+            1
+            for index, address in enumerate(covered)
+            if index == 0
+            or covered[index - 1].version != address.version  # type: ignore[attr-defined]
+            or int(covered[index - 1]) + 1 != int(address)  # type: ignore[call-overload]
+        )
+        assert len(rule.destinations) == runs
+
+
+@given(instance_sets(), st.randoms(use_true_random=False), st.booleans())
+def test_output_does_not_depend_on_input_order(found: list[ServiceInstance], rnd: random.Random, compact: bool) -> None:
+    shuffled = list(found)
+    rnd.shuffle(shuffled)
+    assert bbs(rules_for(found, compact=compact)) == bbs(rules_for(shuffled, compact=compact))
