@@ -61,6 +61,10 @@ def _pairs(instances: Sequence[ServiceInstance]) -> set[tuple[IPAddress, int]]:
     return {(instance.address, instance.port) for instance in instances}
 
 
+def _shown(instances: Sequence[ServiceInstance]) -> list[str]:
+    return sorted(instance.endpoint for instance in instances)
+
+
 class _WatchRun:
     """A watch consumed in a thread, so that a test can wait for it with a timeout."""
 
@@ -197,7 +201,9 @@ class BackendConformance:
         found = self._make(given).discover(query)
         assert isinstance(found, Discovery)
         assert found.query == query, "the snapshot must say which query it answers"
-        assert _pairs(found.instances) == _pairs(given)
+        assert _pairs(found.instances) == _pairs(given), (
+            f"discovered {_shown(found.instances)}, expected {_shown(given)}"
+        )
 
     def test_instances_are_valid(self) -> None:
         found = self._make(self.sample_instances()).discover(self.make_query())
