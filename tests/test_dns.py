@@ -121,10 +121,11 @@ def test_names_dns_cannot_ask_are_refused(query: ServiceQuery, domain: str | Non
     assert message in str(caught.value)
 
 
-def test_ip_literal_name_is_its_own_instance_without_asking() -> None:
-    backend = DnsBackend(["127.0.0.1:9"], domain=None, timeout=0.2)
-    found = backend.discover(ServiceQuery("10.244.2.6", default_port=8080))
-    assert found.endpoints == ("10.244.2.6:8080",)
+@pytest.mark.parametrize("domain", [None, "consul"])
+def test_ip_literal_name_is_its_own_instance_without_asking(domain: str | None) -> None:
+    backend = DnsBackend(["127.0.0.1:9"], domain=domain, timeout=0.2)
+    assert backend.discover(ServiceQuery("10.244.2.6", default_port=8080)).endpoints == ("10.244.2.6:8080",)
+    assert backend.discover(ServiceQuery("fd00::6", default_port=8080)).endpoints == ("[fd00::6]:8080",)
 
 
 # ---------------------------------------------------------------------------------------------- dnsmasq: SRV
@@ -656,6 +657,20 @@ def test_from_url_refuses_with_the_part_at_fault(url: str, error: type[Exception
     with pytest.raises(error) as caught:
         DnsBackend.from_url(url)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "dns://user:s3cret@127.0.0.1",
+        "dns://127.0.0.1?token=s3cret",
+        "dnz://user:s3cret@127.0.0.1?token=s3cret",
+    ],
+)
+def test_from_url_never_echoes_what_may_be_a_secret(url: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        DnsBackend.from_url(url)
+    assert "s3cret" not in str(caught.value)
 
 
 def test_constructor_checks() -> None:

@@ -223,12 +223,15 @@ class DnsBackend(BackendBase):
         """
         if not isinstance(url, str):
             raise InvalidInput(f"DNS backend URL must be text, got {type(url).__name__}")
+        shown = _shown(url)
         scheme, sep, rest = url.partition(":")
         if not sep or scheme.lower() != "dns":
-            raise InvalidInput(f"DNS backend URL {url!r}: expected dns://HOST[:PORT] or dns: for the system's servers")
+            raise InvalidInput(
+                f"DNS backend URL {shown!r}: expected dns://HOST[:PORT] or dns: for the system's servers"
+            )
         rest, _, fragment = rest.partition("#")
         if fragment:
-            raise InvalidInput(f"DNS backend URL {url!r}: a fragment ('#...') is not allowed")
+            raise InvalidInput(f"DNS backend URL {shown!r}: a fragment ('#...') is not allowed")
         rest, _, query_text = rest.partition("?")
         authority = ""
         if rest.startswith("//"):
@@ -236,21 +239,21 @@ class DnsBackend(BackendBase):
             path = slash + path
         else:
             path = rest
-        if path not in ("", "/"):
-            raise InvalidInput(f"DNS backend URL {url!r}: path {path!r} is not allowed; use dns://HOST:PORT?options")
         if "@" in authority:
-            raise InvalidInput(f"DNS backend URL {url!r}: user-info ('...@') is not allowed")
+            raise InvalidInput(f"DNS backend URL {shown!r}: user-info ('...@') is not allowed")
+        if path not in ("", "/"):
+            raise InvalidInput(f"DNS backend URL {shown!r}: path {path!r} is not allowed; use dns://HOST:PORT?options")
         options: dict[str, str] = {}
         try:
             pairs = urllib.parse.parse_qsl(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
         except ValueError as exc:
-            raise InvalidInput(f"DNS backend URL {url!r}: cannot read the options ({exc})") from None
+            raise InvalidInput(f"DNS backend URL {shown!r}: cannot read the options ({exc})") from None
         known = ("domain", "record", "timeout", "port", "min_interval", "max_interval")
         for key, value in pairs:
             if key not in known:
-                raise InvalidInput(f"DNS backend URL {url!r}: unknown option {key!r}; known: {', '.join(known)}")
+                raise InvalidInput(f"DNS backend URL {shown!r}: unknown option {key!r}; known: {', '.join(known)}")
             if key in options:
-                raise InvalidInput(f"DNS backend URL {url!r}: option {key!r} is given twice")
+                raise InvalidInput(f"DNS backend URL {shown!r}: option {key!r} is given twice")
             options[key] = value
         kwargs: dict[str, Any] = {"resolver": resolver}
         if "domain" in options:
@@ -259,9 +262,9 @@ class DnsBackend(BackendBase):
             kwargs["record"] = options["record"]
         for key in ("timeout", "min_interval", "max_interval"):
             if key in options:
-                kwargs[key] = _float_option(url, key, options[key])
+                kwargs[key] = _float_option(shown, key, options[key])
         if "port" in options:
-            kwargs["port"] = _port_option(url, options["port"])
+            kwargs["port"] = _port_option(shown, options["port"])
         servers = authority.split(",") if authority else None
         return cls(servers, **kwargs)
 
@@ -270,7 +273,7 @@ class DnsBackend(BackendBase):
     def name_for(self, query: ServiceQuery) -> str:
         """The DNS name this backend asks for ``query`` (absolute, with the final dot)."""
         name = query.name
-        plain = self._domain is None or "." in name
+        plain = self._domain is None or "." in name or parse_ip(name) is not None
         if plain:
             why = "domain=None asks plain DNS names" if self._domain is None else f"{name!r} is a plain DNS name"
             if query.tags:
@@ -606,6 +609,18 @@ def _add_ttl(ttls: list[int], ttl: int | None) -> None:
 
 def _min(values: Iterable[int]) -> int | None:
     return min(values, default=None)
+
+
+def _shown(url: str) -> str:
+    """The URL as messages echo it: no user-info, no option values (a stray ``token=`` must not leak)."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url.partition("?")[0].partition("#")[0]
+    authority = rest.partition("?")[0].partition("#")[0]
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    options = "?..." if "?" in rest else ""
+    return f"{head}://{authority}{options}"
 
 
 def _float_option(url: str, key: str, text: str) -> float:
