@@ -14,8 +14,10 @@ records). What dnsmasq 2.90 does, measured here and relied on by the tests:
   drops the glue that does not fit (89 of 100 address records come back, no
   TC flag), so some targets arrive without glue;
 - with ``--local=/consul/`` an unknown name is NXDOMAIN; without it, REFUSED;
-- it runs as root here (``--user``/``--group`` are set to whoever runs the
-  tests, so it never tries to switch to ``nobody``).
+- it needs no root on a port above 1023: started as ``nobody`` (``setpriv``)
+  it serves as well; ``--user``/``--group`` are set to whoever runs the
+  tests, so that, started as root, it keeps to that user and never switches
+  to ``nobody``.
 
 :class:`FakeNameserver` is a loopback UDP (and optionally TCP) server whose
 answers a test writes itself: hostile records, garbage, silence.

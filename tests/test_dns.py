@@ -461,6 +461,39 @@ def test_server_without_edns_is_asked_again_without_it() -> None:
     assert len(fake.queries) == 2
 
 
+def test_garbage_from_every_nameserver_is_a_protocol_error() -> None:
+    with (
+        FakeNameserver(lambda query: b"\x00garbage") as one,
+        FakeNameserver(lambda query: b"\x01garbage") as two,
+        pytest.raises(DiscoveryProtocolError, match=r"^no DNS server answered") as caught,
+    ):
+        DnsBackend([one.server, two.server], timeout=1).discover(ServiceQuery("docker_registry"))
+    assert len(caught.value.causes) == 2
+
+
+def test_truncated_even_over_tcp_is_a_protocol_error() -> None:
+    def truncated(query: dns.message.Message) -> dns.message.Message:
+        return reply_to(query, flags=dns.flags.TC)
+
+    with (
+        FakeNameserver(truncated, tcp=True) as fake,
+        pytest.raises(DiscoveryProtocolError, match="truncated even over TCP"),
+    ):
+        DnsBackend([fake.server], timeout=1).discover(ServiceQuery("docker_registry"))
+
+
+def test_cname_loop_is_a_protocol_error() -> None:
+    def loop(query: dns.message.Message) -> dns.message.Message:
+        response = reply_to(query)
+        qname = query.question[0].name.to_text()
+        response.answer.append(dns.rrset.from_text(qname, 0, "IN", "CNAME", "b.loop.test."))
+        response.answer.append(dns.rrset.from_text("b.loop.test.", 0, "IN", "CNAME", qname))
+        return response
+
+    with FakeNameserver(loop) as fake, pytest.raises(DiscoveryProtocolError, match="ChainTooLong"):
+        DnsBackend([fake.server], timeout=1).discover(ServiceQuery("docker_registry"))
+
+
 def test_unreachable_target_lookup_fails_the_discovery() -> None:
     """A target without glue whose lookup fails is not silently dropped: the snapshot would be incomplete."""
 
@@ -713,6 +746,11 @@ def test_nameserver_that_does_not_resolve_is_unavailable() -> None:
 
     with pytest.raises(DiscoveryUnavailable, match=r"cannot resolve nameserver 'consul-dns\.internal'"):
         DnsBackend(["consul-dns.internal"], resolver=resolver).discover(ServiceQuery("docker_registry"))
+
+
+def test_nameserver_that_resolves_to_nothing_is_unavailable() -> None:
+    with pytest.raises(DiscoveryUnavailable, match="the nameservers resolved to no address"):
+        DnsBackend(["consul-dns.internal"], resolver=lambda host: []).discover(ServiceQuery("docker_registry"))
 
 
 def test_system_configuration_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
