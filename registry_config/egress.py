@@ -410,13 +410,7 @@ class EgressRule:
         """
         if not isinstance(data, Mapping):
             raise _refused([("rule", f"expected a JSON object, got {type(data).__name__}")], where)
-        unknown = [key for key in data if key not in _BBS_KEYS]
-        if unknown:
-            raise _refused(
-                [("rule", f"unknown field(s) {', '.join(_show(key) for key in unknown)}; a BBS rule has "
-                  f"{', '.join(_BBS_KEYS)}")],
-                where,
-            )  # fmt: skip
+        _refuse_unknown_fields(data, _BBS_KEYS, "a BBS rule", where)
         problems: list[tuple[str, str]] = []
         destinations = data.get("destinations")
         destinations = [] if destinations is None else destinations
@@ -437,27 +431,21 @@ class EgressRule:
         protocol = "" if protocol is None else protocol
         if problems:
             raise _refused(problems, where)
-        args = (
-            protocol,
-            tuple(destinations),
-            None if ports is None else tuple(ports),
-            port_range,
-            icmp_info,
-            log,
-            tuple(annotations),
-            None,
+        given_destinations, given_ports = tuple(destinations), None if ports is None else tuple(ports)
+        given_annotations = tuple(annotations)
+        problems, _ = _check_rule(
+            protocol, given_destinations, given_ports, port_range, icmp_info, log, given_annotations, None
         )
-        problems, _ = _check_rule(*args)
-        if problems:
+        if problems:  # checked here, not by the constructor, so that the paths carry ``where``
             raise _refused(problems, where)
         return cls(
             protocol,
-            args[1],
-            ports=args[2],
+            given_destinations,
+            ports=given_ports,
             port_range=port_range,
             icmp_info=icmp_info,
             log=log,
-            annotations=args[6],
+            annotations=given_annotations,
         )
 
     # -- Cloud Controller ASG JSON --
@@ -502,13 +490,7 @@ class EgressRule:
         """
         if not isinstance(data, Mapping):
             raise _refused([("rule", f"expected a JSON object, got {type(data).__name__}")], where)
-        unknown = [key for key in data if key not in _ASG_KEYS]
-        if unknown:
-            raise _refused(
-                [("rule", f"unknown field(s) {', '.join(_show(key) for key in unknown)}; a security group rule "
-                  f"has {', '.join(_ASG_KEYS)}")],
-                where,
-            )  # fmt: skip
+        _refuse_unknown_fields(data, _ASG_KEYS, "a security group rule", where)
         problems: list[tuple[str, str]] = []
         protocol = data.get("protocol")
         if not isinstance(protocol, str) or protocol not in PROTOCOLS:
@@ -545,6 +527,13 @@ class EgressRule:
             log=log,
             description=description,
         )
+
+
+def _refuse_unknown_fields(data: Mapping[str, Any], known: tuple[str, ...], what: str, where: str) -> None:
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        listed = ", ".join(_show(key) for key in unknown)
+        raise _refused([("rule", f"unknown field(s) {listed}; {what} has {', '.join(known)}")], where)
 
 
 def _bbs_object(
