@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _integration import free_port
@@ -509,7 +510,7 @@ def test_a_hanging_server_times_out(sim: ConsulSimulator) -> None:
     with pytest.raises(DiscoveryUnavailable) as caught:
         backend(sim, timeout=0.5, token=TOKEN).discover(ServiceQuery("r"))
     elapsed = time.monotonic() - started
-    assert 0.4 <= elapsed < 2.0
+    assert 0.4 <= elapsed < 3.0
     _check_message(caught.value, sim.url, "r", "no answer within 0.5s")
 
 
@@ -826,7 +827,7 @@ def test_watch_stops_promptly(sim: ConsulSimulator) -> None:
     stop.set()
     thread.join(timeout=5)
     assert not thread.is_alive()
-    assert time.monotonic() - started < 1.6
+    assert time.monotonic() - started < 2.5  # watch_wait (1s) plus a loaded machine
 
 
 def test_watch_with_stop_already_set_yields_nothing(sim: ConsulSimulator) -> None:
@@ -894,3 +895,43 @@ def test_watch_drops_an_instance_whose_check_fails(sim: ConsulSimulator) -> None
     stop.set()
     thread.join(timeout=3)
     assert ips(seen[1]) == ["10.0.0.1"]
+
+
+# -- HTTPS ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_ca() -> object:
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_sim(tls_ca: Any, tmp_path: Path) -> Iterator[tuple[ConsulSimulator, Path]]:
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    with ConsulSimulator(ssl_context=context) as simulator:
+        simulator.register("r", "10.0.0.1", port=80)
+        yield simulator, ca_file
+
+
+def test_https_with_a_ca_bundle(tls_sim: tuple[ConsulSimulator, Path]) -> None:
+    sim, ca_file = tls_sim
+    assert sim.url.startswith("https://")
+    found = ConsulBackend(sim.url, verify=str(ca_file)).discover(ServiceQuery("r"))
+    assert found.endpoints == ("10.0.0.1:80",)
+    made = ConsulBackend.from_url(f"consul+https://127.0.0.1:{sim.port}?verify={ca_file}")
+    assert made.discover(ServiceQuery("r")).endpoints == ("10.0.0.1:80",)
+
+
+def test_https_with_an_unknown_ca_is_unavailable_and_says_tls(tls_sim: tuple[ConsulSimulator, Path]) -> None:
+    sim, _ = tls_sim
+    with pytest.raises(DiscoveryUnavailable, match="TLS handshake failed") as caught:
+        ConsulBackend(sim.url, token=TOKEN, timeout=3).discover(ServiceQuery("r"))
+    _check_message(caught.value, sim.url, "r", "verify=")
+    assert sim.index >= 1  # the simulator survived the failed handshake
+    assert ConsulBackend(sim.url, verify=str(tls_sim[1])).discover(ServiceQuery("r")).endpoints == ("10.0.0.1:80",)

@@ -294,7 +294,7 @@ def test_wait_is_capped_and_jitter_bounded() -> None:
 
 def test_close_releases_blocked_and_hung_requests() -> None:
     sim = ConsulSimulator()
-    sim.hang()
+    sim.hang(path="/v1/catalog/service/hung")
     errors: list[BaseException] = []
 
     def blocked(path: str) -> None:
@@ -478,3 +478,14 @@ def test_url_and_address() -> None:
         assert sim.url == f"http://{host}:{port}"
         assert host == "127.0.0.1"
         assert "ConsulSimulator" in repr(sim)
+
+
+def test_ipv6_loopback() -> None:
+    try:
+        simulator = ConsulSimulator(host="::1")
+    except OSError as exc:  # a machine without IPv6 on loopback
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    with simulator as sim:
+        sim.register("r", "fd00::5", port=80)
+        assert sim.url == f"http://[::1]:{sim.port}"
+        assert get(sim, "/v1/catalog/service/r").json()[0]["Address"] == "fd00::5"

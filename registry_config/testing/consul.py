@@ -75,9 +75,11 @@ import json
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -219,7 +221,9 @@ class ConsulSimulator:
     """A loopback Consul HTTP API for the catalog and health service endpoints, with faults on demand.
 
     ``datacenters`` are the ones it knows, the first being its own (the
-    default of ``dc``). It listens on a free port of ``host`` from
+    default of ``dc``). With ``ssl_context`` (a server-side
+    :class:`ssl.SSLContext`, for instance from ``trustme``) it speaks HTTPS,
+    as an agent with ``verify_incoming`` does. It listens on a free port of ``host`` from
     construction until :meth:`close` (or the end of a ``with`` block); the
     server runs in a daemon thread. It is thread-safe: tests register,
     deregister and inject faults while clients block on it.
@@ -231,6 +235,7 @@ class ConsulSimulator:
         datacenters: Sequence[str] = ("dc1",),
         host: str = "127.0.0.1",
         jitter: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if isinstance(datacenters, str) or not datacenters:
             raise ValueError("datacenters is a non-empty sequence of names; the first is the simulator's own")
@@ -251,8 +256,14 @@ class ConsulSimulator:
         self._log: list[RecordedRequest] = []
         self._closing = threading.Event()
         self._next_id = 0
-        self._server = _Server((host, 0), _Handler)
+        self._scheme = "https" if ssl_context is not None else "http"
+        self._server = (_Server6 if ":" in host else _Server)((host, 0), _Handler)
         self._server.simulator = self
+        if ssl_context is not None:
+            # The handshake happens in the request's thread, so a client that never completes it stalls no one.
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="consul-simulator", daemon=True
         )
@@ -276,9 +287,9 @@ class ConsulSimulator:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``: what a Consul client is given."""
+        """``http://127.0.0.1:PORT`` (``https://`` with ``ssl_context``): what a Consul client is given."""
         host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return f"{self._scheme}://[{host}]:{port}" if ":" in host else f"{self._scheme}://{host}:{port}"
 
     def close(self) -> None:
         """Stop serving; requests held (blocking, hanging) are released. Safe to call more than once."""
@@ -362,7 +373,7 @@ class ConsulSimulator:
             index = self._index + 1
             tag_list = None if tags is None else list(tags)
             catalog: dict[str, Any] = {
-                "ID": f"00000000-0000-0000-0000-{abs(hash(node)) % 10**12:012d}",
+                "ID": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{node}.node.{dc}.consul")),
                 "Node": node,
                 "Address": address,
                 "Datacenter": dc,
@@ -994,6 +1005,10 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-answer is normal here (timeouts, dropped watches): stay quiet."""
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):
