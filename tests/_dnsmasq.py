@@ -208,12 +208,17 @@ class Dnsmasq:
             if self._process.poll() is not None:
                 return False
             try:
-                dns.query.udp(query, self.listen, port=self.port, timeout=0.5)
-                dns.query.tcp(query, self.listen, port=self.port, timeout=0.5)
+                answers = [
+                    dns.query.udp(query, self.listen, port=self.port, timeout=0.5),
+                    dns.query.tcp(query, self.listen, port=self.port, timeout=0.5),
+                ]
             except (OSError, EOFError, dns.exception.DNSException):
                 time.sleep(0.05)
                 continue
-            return True
+            # Our own record, so that another server on the same address and port is not taken for us.
+            if all(answer.answer and answer.answer[0][0].to_text() == "127.0.0.1" for answer in answers):
+                return True
+            time.sleep(0.05)
         return False
 
     def stop(self) -> None:

@@ -764,19 +764,19 @@ def test_system_configuration_missing_is_a_clear_error(monkeypatch: pytest.Monke
 @integration
 def test_system_configuration_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory) -> None:
     """resolv.conf cannot name a port: this needs dnsmasq on port 53 of another loopback address."""
-    server = Dnsmasq(consul_records(), listen="127.0.0.53")
+    server = Dnsmasq(consul_records(), listen="127.0.0.153")
     server.port = 53
     try:
         try:
             server.start()
         except RuntimeError:
-            pytest.skip("cannot run dnsmasq on 127.0.0.53:53 here (not root, or the port is taken)")
+            pytest.skip("cannot run dnsmasq on 127.0.0.153:53 here (not root, or the port is taken)")
         conf = tmp_path / "resolv.conf"  # type: ignore[operator]
-        conf.write_text("# written by test_dns\nsearch example.test\nnameserver 127.0.0.53\n")
+        conf.write_text("# written by test_dns\nsearch example.test\nnameserver 127.0.0.153\n")
         monkeypatch.setattr(dns_module, "RESOLV_CONF", str(conf))
         found = DnsBackend.from_url("dns:").discover(ServiceQuery("docker_registry"))
         assert len(found) == 4
-        assert found.source == "dns://127.0.0.53:53"
+        assert found.source == "dns://127.0.0.153:53"
     finally:
         server.close()
 
