@@ -752,26 +752,28 @@ class EgressGuard:
         given = _as_ip(address, where="egress guard")
         ip = _unmap(given)
         version, value = ip.version, int(ip)
+        special = None
+        for v, first, last, index in _SPECIAL_INTERVALS:
+            if v == version and first <= value <= last:
+                special = index
+                break
         covering = [index for v, first, last, index in self._allowed if v == version and first <= value <= last]
-        special = next(
-            (index for v, first, last, index in _SPECIAL_INTERVALS if v == version and first <= value <= last), None
-        )
+        if special is None and covering:
+            return None  # the common case first: a plain address inside an allowed network
         label = str(given) if ip is given else f"{given} (IPv4-mapped {ip})"
-        if special is not None:
-            block, what = _SPECIAL[special]
-            if any(self.allowed_networks[index].subnet_of(block) for index in covering):  # type: ignore[arg-type]
-                return None
-            if covering:
-                broad = self.allowed_networks[covering[0]]
-                return (
-                    f"{label} is {what}; the allowed network {broad} covers it, but such addresses are opened only "
-                    f"by a network inside {block}: list {block} (or a network inside it) to allow it"
-                )
-            return f"{label} is {what}; not in the allowed networks"
-        if covering:
+        if special is None:
+            kind = " a public address;" if ip.is_global else ""
+            return f"{label} is{kind} not in the allowed networks ({self._networks_text()})"
+        block, what = _SPECIAL[special]
+        if any(self.allowed_networks[index].subnet_of(block) for index in covering):  # type: ignore[arg-type]
             return None
-        kind = " a public address;" if ip.is_global else ""
-        return f"{label} is{kind} not in the allowed networks ({self._networks_text()})"
+        if covering:
+            broad = self.allowed_networks[covering[0]]
+            return (
+                f"{label} is {what}; the allowed network {broad} covers it, but such addresses are opened only "
+                f"by a network inside {block}: list {block} (or a network inside it) to allow it"
+            )
+        return f"{label} is {what}; not in the allowed networks"
 
     def allows(self, address: str | IPAddress) -> bool:
         """Whether ``address`` may be opened (see the class docstring for the rule)."""
@@ -854,18 +856,16 @@ def _trusted_rule(protocol: str, destinations: tuple[str, ...], ports: tuple[int
                   port_range: tuple[int, int] | None, intervals: tuple[_Interval, ...]) -> EgressRule:  # fmt: skip
     """A rule built from values this module has just made valid, without parsing its own output again."""
     rule = object.__new__(EgressRule)
-    for name, value in (
-        ("protocol", protocol),
-        ("destinations", destinations),
-        ("ports", ports),
-        ("port_range", port_range),
-        ("icmp_info", None),
-        ("log", False),
-        ("annotations", ()),
-        ("description", None),
-        ("_intervals", intervals),
-    ):
-        object.__setattr__(rule, name, value)
+    set_ = object.__setattr__
+    set_(rule, "protocol", protocol)
+    set_(rule, "destinations", destinations)
+    set_(rule, "ports", ports)
+    set_(rule, "port_range", port_range)
+    set_(rule, "icmp_info", None)
+    set_(rule, "log", False)
+    set_(rule, "annotations", ())
+    set_(rule, "description", None)
+    set_(rule, "_intervals", intervals)
     return rule
 
 
