@@ -494,6 +494,26 @@ def test_cname_loop_is_a_protocol_error() -> None:
         DnsBackend([fake.server], timeout=1).discover(ServiceQuery("docker_registry"))
 
 
+def test_missing_glue_with_tcp_blocked_asks_the_targets_over_udp() -> None:
+    def answer(query: dns.message.Message) -> dns.message.Message:
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.SRV:
+            return srv_reply(query, [("far.node.dc1.consul.", 5000, None)])
+        response = reply_to(query)
+        if question.rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text(question.name, 0, "IN", "A", "10.0.0.7"))
+        return response
+
+    with FakeNameserver(answer) as fake:  # no TCP listener: the TCP retry is refused
+        found = DnsBackend([fake.server], timeout=1).discover(ServiceQuery("docker_registry"))
+    assert found.endpoints == ("10.0.0.7:5000",)
+    assert [(name, rdtype) for name, rdtype, _ in fake.queries] == [
+        ("docker_registry.service.consul.", "SRV"),
+        ("far.node.dc1.consul.", "A"),
+        ("far.node.dc1.consul.", "AAAA"),
+    ]
+
+
 def test_unreachable_target_lookup_fails_the_discovery() -> None:
     """A target without glue whose lookup fails is not silently dropped: the snapshot would be incomplete."""
 

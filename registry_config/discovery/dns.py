@@ -15,6 +15,7 @@ and is imported when a backend is made, never when this module is.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     import dns.rrset
 
 __all__ = ["DnsBackend"]
+
+log = logging.getLogger("registry_config.discovery.dns")
 
 RESOLV_CONF = "/etc/resolv.conf"
 """Where the system's nameservers are read from when none are given (a module constant so tests can point it away)."""
@@ -372,16 +375,21 @@ class DnsBackend(BackendBase):
     ) -> list[ServiceInstance]:
         lib = self._dns
         shown = qname.to_text(omit_final_dot=True)
-        wanted = self._srv_targets(query, shown, answer, warnings)
+        wanted, skipped = self._srv_targets(query, shown, answer)
         glue = _glue(lib, answer.response)
         if not answer.tcp and any(target not in glue for target in wanted):
             # The server may have dropped additional records to fit the datagram: TCP has room for all.
-            answer = self._ask([answer.server], qname, lib.rdatatype.SRV, tcp=True)
-            if answer.rrset is None:
-                return []
-            warnings.clear()
-            wanted = self._srv_targets(query, shown, answer, warnings)
-            glue = _glue(lib, answer.response)
+            # Should TCP fail (a firewall), the UDP answer is complete but for glue: ask the targets instead.
+            try:
+                again = self._ask([answer.server], qname, lib.rdatatype.SRV, tcp=True)
+            except DiscoveryError as exc:
+                log.debug("asking %s again over TCP failed (%s); asking the SRV targets one by one", shown, exc)
+            else:
+                if again.rrset is not None:
+                    answer = again
+                    wanted, skipped = self._srv_targets(query, shown, answer)
+                    glue = _glue(lib, answer.response)
+        warnings.extend(skipped)
         _add_ttl(ttls, answer.ttl)
         instances: list[ServiceInstance] = []
         for target, (node, ports) in wanted.items():
@@ -400,11 +408,12 @@ class DnsBackend(BackendBase):
         return instances
 
     def _srv_targets(
-        self, query: ServiceQuery, shown: str, answer: _Answer, warnings: list[str]
-    ) -> dict[dns.name.Name, tuple[str | None, list[int]]]:
-        """Each usable SRV target with its node name and ports; unusable records become warnings."""
+        self, query: ServiceQuery, shown: str, answer: _Answer
+    ) -> tuple[dict[dns.name.Name, tuple[str | None, list[int]]], list[str]]:
+        """Each usable SRV target with its node name and ports, and a warning for each unusable record."""
         lib = self._dns
         wanted: dict[dns.name.Name, tuple[str | None, list[int]]] = {}
+        warnings: list[str] = []
         for rdata in answer.rrset or ():
             target = rdata.target
             text = target.to_text(omit_final_dot=True)
@@ -423,7 +432,7 @@ class DnsBackend(BackendBase):
             ports = wanted.setdefault(key, (self._node_name(text), []))[1]
             if port not in ports:
                 ports.append(port)
-        return wanted
+        return wanted, warnings
 
     def _node_name(self, target: str) -> str:
         """Consul's node name for ``<node>.node[.<dc>].<domain>``; otherwise the target host itself."""
