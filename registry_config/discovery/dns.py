@@ -164,6 +164,9 @@ class DnsBackend(BackendBase):
     ``[min_interval, max_interval]`` seconds (Consul's default TTL is 0, so
     the lower bound rules there); with no TTL to go by (an empty answer with
     no SOA), it asks again every ``poll_interval`` seconds within those bounds.
+
+    A backend keeps no socket and no state between calls: one backend may
+    serve many threads at once, and ``close`` has nothing to free.
     """
 
     def __init__(
