@@ -635,6 +635,8 @@ def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
         "http://127.0.0.1:8500?token=x",
         "http://127.0.0.1:99999",
         "http://bad host:8500",
+        "http://[",
+        "http://[]:8500",
     ],
 )
 def test_bad_agent_urls(url: str) -> None:
@@ -715,6 +717,10 @@ def test_from_url_refuses_a_token_in_the_url() -> None:
         ("consul://127.0.0.1:8500?token_file=", "token_file"),
         ("consul://127.0.0.1:8500?token_file=/nonexistent/token", "cannot read the token file"),
         ("consul://127.0.0.1:99999", "port"),
+        ("consul://[", "host part"),
+        ("consul://[]", "host part"),
+        ("consul://[::1", "host part"),
+        ("consul://[::1]x", "after ']'"),
     ],
 )
 def test_from_url_errors(url: str, match: str) -> None:

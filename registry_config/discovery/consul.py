@@ -267,7 +267,7 @@ class ConsulBackend(BackendBase):
                 "(for example consul://127.0.0.1:8500?dc=dc1)"
             )
         http_scheme = schemes[scheme.lower()]
-        split = urllib.parse.urlsplit(f"{http_scheme}://{rest}")
+        split = _urlsplit(f"{http_scheme}://{rest}", what="consul backend URL")
         query = urllib.parse.parse_qsl(split.query, keep_blank_values=True)
         if any(key == "token" for key, _ in query) or "@" in split.netloc:
             raise InvalidInput(
@@ -666,6 +666,17 @@ def _read_token(path: str) -> str:
     return token
 
 
+def _urlsplit(url: str, *, what: str) -> urllib.parse.SplitResult:
+    """:func:`urllib.parse.urlsplit`, whose ``ValueError`` for a broken ``[...]`` host becomes ours."""
+    try:
+        return urllib.parse.urlsplit(url)
+    except ValueError as exc:  # its text may quote the URL: not repeated here
+        raise InvalidInput(
+            f"{what}: the host part is not valid (a '[' or ']' without an IPv6 address between them); "
+            "write an IPv6 address in brackets as [addr]:port"
+        ) from exc
+
+
 def _parse_agent_url(url: str) -> tuple[str, str, int]:
     if not isinstance(url, str):
         raise InvalidInput(f"consul backend: the agent URL must be text, got {type(url).__name__}")
@@ -675,7 +686,7 @@ def _parse_agent_url(url: str) -> tuple[str, str, int]:
             "consul backend: the agent URL must be http://HOST:PORT or https://HOST:PORT "
             "(for example http://127.0.0.1:8500)"
         )
-    split = urllib.parse.urlsplit(url)
+    split = _urlsplit(url, what="consul backend: the agent URL")
     if "@" in split.netloc:
         raise InvalidInput(
             "consul backend: the agent URL may not carry credentials; pass token= or set CONSUL_HTTP_TOKEN"
