@@ -318,6 +318,28 @@ def test_queries_carry_edns0_with_a_4096_byte_payload() -> None:
     assert seen == [(0, 4096)]
 
 
+@integration
+def test_one_backend_serves_many_threads(consul_dns: Dnsmasq) -> None:
+    backend = DnsBackend([consul_dns.server])
+    query = ServiceQuery("docker_registry")
+    expected = backend.discover(query).instances
+    results: list[object] = []
+
+    def work() -> None:
+        for _ in range(5):
+            try:
+                results.append(backend.discover(query).instances)
+            except Exception as exc:  # reported below, with the others
+                results.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [expected] * 40
+
+
 # ---------------------------------------------------------------------------------------------- no instances
 
 
