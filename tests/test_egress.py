@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import pickle
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -547,3 +549,15 @@ def test_garbage_constructor_arguments_raise_only_library_errors(
 ) -> None:
     with contextlib.suppress(RegistryConfigError):
         EgressRule(protocol, destinations, ports=ports, port_range=port_range, log=log)
+
+
+def test_evolve_revalidates_and_pickling_keeps_matching() -> None:
+    rule = EgressRule("tcp", ["10.0.0.0/8"], ports=[80])
+    moved = attrs.evolve(rule, destinations=["192.168.0.0/16"])
+    assert moved.allows("192.168.1.1", 80)
+    assert not moved.allows("10.1.1.1", 80)
+    with pytest.raises(InvalidEgressRule, match=r"^ports\[0\]: 0 is not a port"):
+        attrs.evolve(rule, ports=[0])
+    again = pickle.loads(pickle.dumps(rule))  # noqa: S301 (our own bytes)
+    assert again == rule
+    assert again.allows("10.1.1.1", 80)
