@@ -174,6 +174,7 @@ def need_docs_tools() -> None:
         pytest.skip(message)
 
 
+@pytest.mark.timeout(300)  # about 15 s of CPU, but a busy 2-core machine stretches it
 def test_sphinx_builds_with_warnings_as_errors(tmp_path: Path) -> None:
     need_docs_tools()
     done = subprocess.run(
@@ -188,5 +189,7 @@ def test_sphinx_builds_with_warnings_as_errors(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout
     for page in ("index", "tutorial", "security", "api", "cli", "performance", "howto/custom-backend"):
         assert (tmp_path / "html" / f"{page}.html").is_file(), page
+    api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
+    assert 'id="registry_config.plan.build_plan"' in api, "autodoc did not document build_plan"
     cli = (tmp_path / "html" / "cli.html").read_text(encoding="utf-8")
     assert "--insecure-registry" in cli, "the CLI reference lacks the plan sub-command's options"
