@@ -819,7 +819,8 @@ def test_watch_rate_limits_when_answers_come_back_at_once(sim: ConsulSimulator) 
     time.sleep(1.0)
     stop.set()
     thread.join(timeout=3)
-    assert len(sim.requests) <= 7
+    # No usable index: a plain read every watch_wait (0.5s), not one every watch_min_interval.
+    assert 2 <= len(sim.requests) <= 4
     assert all(r.param("index") is None for r in sim.requests)
 
 

@@ -368,8 +368,13 @@ class ConsulBackend(BackendBase):
                 yield current
                 if signal.is_set():
                     return
+            # Rate limit: at least watch_min_interval between queries. An index that went backwards costs one
+            # plain read at once; without a usable index at all (none, or below 1) no query can block, so the
+            # watch polls every watch_wait seconds instead of hammering Consul.
+            unusable = new_index is None or new_index < 1
+            pause = max(self.watch_min_interval, self.watch_wait) if unusable else self.watch_min_interval
             spent = time.monotonic() - started
-            if spent < self.watch_min_interval and signal.wait(self.watch_min_interval - spent):
+            if spent < pause and signal.wait(pause - spent):
                 return
 
     def _fetch(self, query: ServiceQuery, *, index: int | None) -> Discovery:
