@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import runpy
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,40 @@ def test_seed_scenario_metadata_address_never_reaches_the_rules(sim: ConsulSimul
 
 def test_the_example_runs() -> None:
     runpy.run_path(str(EXAMPLE), run_name="__main__")
+
+
+def test_seed_scenario_through_the_plan_command(
+    sim: ConsulSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from registry_config.cli import main
+
+    secret = "pl4n-t0ken-s3cret"
+    sim.add_token(secret, name="stager", services=["docker_registry"])
+    token_file = tmp_path / "consul.token"
+    token_file.write_text(secret + "\n")
+    monkeypatch.setenv("CONSUL_HTTP_TOKEN", "env-token-that-consul-does-not-know")
+    backend = f"consul://127.0.0.1:{sim.port}?passing=true&consistency=stale"
+    status = main(["plan", SEED_URL, "--backend", backend, "--consul-token-file", str(token_file), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    plan = json.loads(captured.out)
+    assert plan["builder_args"] == [
+        "-dockerRegistryURL",
+        SEED_URL,
+        "-insecureDockerRegistries",
+        "10.244.2.6:8080,10.244.2.7:8080,docker_registry.service.dc1.consul:8080",
+    ]
+    assert plan["instances"] == ["10.244.2.6:8080", "10.244.2.7:8080"]
+    assert sim.requests[-1].token == "stager"  # the file's token won over the environment's
+    assert sim.requests[-1].param("stale") is not None
+    assert secret not in captured.out + captured.err
+
+    monkeypatch.setenv("CONSUL_HTTP_TOKEN", secret)
+    assert main(["plan", SEED_URL, "--backend", backend, "--json"]) == 0
+    assert sim.requests[-1].token == "stager"
+    monkeypatch.delenv("CONSUL_HTTP_TOKEN")
+    status = main(["plan", SEED_URL, "--backend", backend])
+    captured = capsys.readouterr()
+    assert status == 4  # the anonymous token sees nothing: no instance left
+    assert "no registry instance found" in captured.err
+    assert secret not in captured.out + captured.err
