@@ -216,9 +216,10 @@ any_ip = st.one_of(
     private_v4,
     private_v6,
     st.ip_addresses(v=4),
-    st.sampled_from(["169.254.169.254", "0.0.0.0", "127.0.0.1", "255.255.255.255", "::", "::1", "fe80::1"]).map(
-        ipaddress.ip_address
-    ),
+    private_v4.map(lambda ip: ipaddress.IPv6Address(f"::ffff:{ip}")),
+    st.sampled_from(
+        ["169.254.169.254", "0.0.0.0", "127.0.0.1", "255.255.255.255", "::", "::1", "fe80::1", "::ffff:169.254.169.254"]
+    ).map(ipaddress.ip_address),
 )
 instances = st.lists(
     st.builds(ServiceInstance, any_ip, st.sampled_from([80, 443, 5000, 5001, 8080])), min_size=1, max_size=40

@@ -143,3 +143,10 @@ def test_query_refuses_text_that_is_not_one_word(name: str) -> None:
 def test_discovery_refuses_what_is_not_an_instance() -> None:
     with pytest.raises(RegistryConfigError):
         Discovery(QUERY, ["10.0.0.1:80"], source="x")  # type: ignore[list-item]
+
+
+def test_ipv4_mapped_addresses_become_ipv4() -> None:
+    instance = ServiceInstance("::ffff:10.0.0.1", 8080)
+    assert instance.address == ipaddress.IPv4Address("10.0.0.1")
+    assert instance.endpoint == "10.0.0.1:8080"
+    assert ServiceInstance(ipaddress.IPv6Address("::ffff:10.0.0.1"), 8080) == ServiceInstance("10.0.0.1", 8080)

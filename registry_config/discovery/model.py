@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ..address import IPAddress, bad_character, format_host_port
+from ..address import IPAddress, bad_character, format_host_port, parse_ip
 from ..errors import InvalidAddress, InvalidInput
 
 __all__ = ["Discovery", "ServiceInstance", "ServiceQuery"]
@@ -59,13 +59,19 @@ def _port(value: Any) -> int:
 
 
 def _ip(value: Any) -> IPAddress:
+    """An IP address; an IPv4-mapped IPv6 address becomes the IPv4 it maps to.
+
+    The guard judges, the rules open and the flag names the same address that
+    way: ``::ffff:10.0.0.1`` is the IPv4 host 10.0.0.1 on the wire.
+    """
+    address: IPAddress | None = None
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        return value
-    if isinstance(value, str):
-        try:
-            return ipaddress.ip_address(value)
-        except ValueError:
-            pass
+        address = value
+    elif isinstance(value, str):
+        address = parse_ip(value)
+    if address is not None:
+        mapped = getattr(address, "ipv4_mapped", None)
+        return mapped if mapped is not None else address
     raise InvalidAddress(
         f"instance address {value!r} is not an IP address; a backend resolves names before it builds a ServiceInstance"
     )
