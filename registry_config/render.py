@@ -19,7 +19,9 @@ what the format's own reader accepts. TOML is written through ``tomli-w``, the
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, TypeAlias, TypeGuard, cast
 
@@ -42,6 +44,11 @@ CONTAINERD_CERTS_D = "/etc/containerd/certs.d"
 """Where containerd's CRI plugin and ``ctr --hosts-dir`` are usually told to look (``config_path``)."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# dockerd checks every non-CIDR insecure-registries entry against the reference library's domain grammar
+# (moby registry.validateHostPort): labels of letters, digits and inner hyphens, no underscore.
+_DOCKERD_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z")
+
+log = logging.getLogger("registry_config.render")
 _CAPABILITIES = ("pull", "resolve")
 _INSTALL_HINT = "pip install 'registry-config[toml]' (or pip install tomli-w)"
 
@@ -277,6 +284,16 @@ def _existing_object(existing: str | bytes | Mapping[str, Any] | None) -> dict[s
     return loaded
 
 
+def _dockerd_accepts(entry: str) -> bool:
+    """Whether dockerd's ``validateHostPort`` accepts ``entry`` (a CIDR or an IP always passes)."""
+    if "/" in entry:
+        return True
+    host, _ = split_host_port(entry, where="insecure registry")
+    if ":" in host or host.replace(".", "").isdigit():
+        return True
+    return all(_DOCKERD_LABEL.match(label) for label in host.split("."))
+
+
 def render_daemon_json(source: Source, *, existing: str | bytes | Mapping[str, Any] | None = None) -> str:
     """Docker's ``daemon.json`` with the insecure registries merged into ``existing`` (its text or its object).
 
@@ -284,6 +301,11 @@ def render_daemon_json(source: Source, *, existing: str | bytes | Mapping[str, A
     listed stay first and in place, new ones follow, none twice. From a plan
     the entries are its ``insecure_registries``; from a policy, its entries
     (CIDRs included: Docker understands them).
+
+    A new entry whose host name dockerd would refuse (a label with ``_``,
+    as in ``docker_registry.service.consul``) is left out with a logged
+    warning: dockerd refuses to start on such a file, and Docker cannot name
+    an image on that host anyway, so the instances' IP entries are what counts.
     """
     _check_source(source)
     data = _existing_object(existing)
@@ -294,7 +316,12 @@ def render_daemon_json(source: Source, *, existing: str | bytes | Mapping[str, A
         )
     new = source.insecure_registries if _is_plan(source) else cast(PolicyLike, source).entries
     merged: dict[str, str] = {}
-    for entry in [*current, *new]:
+    for entry in current:
+        merged.setdefault(_entry_key(entry), entry)
+    for entry in new:
+        if not _dockerd_accepts(entry):
+            log.warning("daemon.json: left out %r: dockerd refuses host names with '_' in insecure-registries", entry)
+            continue
         merged.setdefault(_entry_key(entry), entry)
     data["insecure-registries"] = list(merged.values())
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

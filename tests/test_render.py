@@ -66,10 +66,23 @@ def test_daemon_json_merge_keeps_every_other_key_and_order() -> None:
     assert data["log-driver"] == "journald"
     assert data["registry-mirrors"] == ["https://mirror.example"]
     assert data["features"] == {"buildkit": True}
-    assert data["insecure-registries"] == ["10.244.2.7:8080", "old.example:5000", "10.244.2.6:8080", CONSUL_URL]
+    # The Consul name has an underscore: dockerd would refuse to start, so it is left out.
+    assert data["insecure-registries"] == ["10.244.2.7:8080", "old.example:5000", "10.244.2.6:8080"]
     assert text.endswith("}\n")
     # Rendering again over its own output changes nothing: deterministic and deduplicated.
     assert render_daemon_json(_plan(f"http://{CONSUL_URL}"), existing=text) == text
+
+
+def test_daemon_json_leaves_out_names_dockerd_refuses(caplog: pytest.LogCaptureFixture) -> None:
+    policy = InsecurityPolicy.from_entries(
+        ["docker_registry.service.consul:8080", "ok-name.consul:8080", "10.0.0.1:80"]
+    )
+    data = json.loads(render_daemon_json(policy))
+    assert data["insecure-registries"] == ["10.0.0.1:80", "ok-name.consul:8080"]
+    assert "docker_registry.service.consul:8080" in caplog.text
+    # An operator's own entry is theirs: kept as it is.
+    kept = json.loads(render_daemon_json(policy, existing={"insecure-registries": ["my_host:1"]}))
+    assert kept["insecure-registries"][0] == "my_host:1"
 
 
 def test_daemon_json_dedupes_by_docker_key_not_text() -> None:
