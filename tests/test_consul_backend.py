@@ -618,6 +618,9 @@ def test_blank_token_refused(sim: ConsulSimulator) -> None:
         ({"timeout": True}, "timeout"),
         ({"datacenter": "dc 1"}, "datacenter"),
         ({"filter": "a\nb"}, "filter"),
+        ({"verify": "/nonexistent/ca.pem"}, "verify='/nonexistent/ca.pem' names no file"),
+        ({"cert": "/nonexistent/client.pem"}, "cert="),
+        ({"cert": (__file__, "/nonexistent/client.key")}, "client.key"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:

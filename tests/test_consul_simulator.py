@@ -11,6 +11,8 @@ from pathlib import Path
 import consul
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from registry_config.testing.consul import ConsulSimulator, Fault, parse_duration
 
@@ -211,7 +213,16 @@ def test_filter_on_health_shape(sim: ConsulSimulator) -> None:
 
 @pytest.mark.parametrize(
     "expression",
-    ['ServiceName matches "r.*"', "ServiceTags contains", "(Node == a", "Node === a", "Node == `a`", "and"],
+    [
+        'ServiceName matches "r.*"',
+        "ServiceTags contains",
+        "(Node == a",
+        "Node === a",
+        "Node == `a`",
+        "and",
+        'Node == "\\x"',
+        'Node == "\x01"',
+    ],
 )
 def test_filter_it_cannot_parse_is_400(sim: ConsulSimulator, expression: str) -> None:
     response = get(sim, "/v1/catalog/service/r", params={"filter": expression})
@@ -489,3 +500,51 @@ def test_ipv6_loopback() -> None:
         sim.register("r", "fd00::5", port=80)
         assert sim.url == f"http://[::1]:{sim.port}"
         assert get(sim, "/v1/catalog/service/r").json()[0]["Address"] == "fd00::5"
+
+
+@pytest.fixture(scope="module")
+def shared_sim() -> Iterator[ConsulSimulator]:
+    with ConsulSimulator() as simulator:
+        simulator.register("r", "10.0.0.1", node="cell-1", tags=["prod"], meta={"zone": "a"})
+        yield simulator
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    expression=st.one_of(
+        st.text(max_size=60),
+        st.lists(
+            st.sampled_from(
+                [
+                    "ServiceTags",
+                    "ServiceMeta.zone",
+                    "Node",
+                    "contains",
+                    "not",
+                    "in",
+                    "is",
+                    "empty",
+                    "==",
+                    "!=",
+                    "and",
+                    "or",
+                    "(",
+                    ")",
+                    '"prod"',
+                    '"a"',
+                    "cell-1",
+                    '"\\"',
+                    "`x`",
+                ]
+            ),
+            max_size=8,
+        ).map(" ".join),
+    )
+)
+def test_any_filter_is_answered_200_or_400_in_plain_text(shared_sim: ConsulSimulator, expression: str) -> None:
+    response = get(shared_sim, "/v1/catalog/service/r", params={"filter": expression})
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        assert isinstance(response.json(), list)
+    else:
+        assert response.headers["Content-Type"].startswith("text/plain")

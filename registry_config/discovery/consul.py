@@ -186,6 +186,9 @@ class ConsulBackend(BackendBase):
         self.timeout = float(timeout)
         self.address = address
         self.filter = filter
+        for what, path in (("verify", verify), *(("cert", item) for item in _cert_paths(cert))):
+            if isinstance(path, str) and not os.path.exists(path):
+                raise InvalidInput(f"consul backend: {what}={path!r} names no file; give the path of a PEM file")
         self._verify = verify
         self._resolver = resolver
         self.watch_wait = watch_wait
@@ -645,6 +648,12 @@ def _reason(exc: BaseException) -> str:
         if marker.lower() in text.lower():
             return marker.lower()
     return type(exc).__name__
+
+
+def _cert_paths(cert: str | tuple[str, str] | None) -> tuple[object, ...]:
+    if cert is None:
+        return ()
+    return tuple(cert) if isinstance(cert, tuple) else (cert,)
 
 
 def _flag(value: str, key: str) -> bool:

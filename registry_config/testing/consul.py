@@ -851,7 +851,10 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         if match.group("bad") is not None:
             raise _FilterError(f"unexpected {match.group('bad')!r} at column {match.start('bad')}")
         if match.group("string") is not None:
-            found.append(("string", json.loads(match.group("string"))))
+            try:
+                found.append(("string", json.loads(match.group("string"))))
+            except ValueError as exc:
+                raise _FilterError(f"bad string {match.group('string')!r} at column {match.start('string')}") from exc
         elif match.group("op") is not None:
             found.append(("op", match.group("op")))
         elif match.group("word") is not None:
@@ -1082,7 +1085,11 @@ class _Handler(BaseHTTPRequestHandler):
             sim._set_status(position, 404, fault.kind if fault else None)
             self._send(404, {"Content-Type": "text/plain; charset=utf-8"}, b"404 page not found\n")
             return
-        status, headers, body = sim._answer(service_kind, service, query, token)
+        try:
+            status, headers, body = sim._answer(service_kind, service, query, token)
+        except Exception as exc:  # noqa: BLE001 (a simulator bug shows as a 500 naming it, not as a dropped connection)
+            status, headers = 500, {"Content-Type": "text/plain; charset=utf-8"}
+            body = f"ConsulSimulator internal error: {type(exc).__name__}: {exc}".encode()
         sim._set_status(position, status, fault.kind if fault else None)
         if sim._closing.is_set():
             self._drop()
