@@ -105,12 +105,13 @@ _CHECK_STATUSES = ("passing", "warning", "critical", "maintenance")
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a Go duration (``"5s"``, ``"100ms"``, ``"1m30s"``); a bare number is seconds, as in Consul.
+    """Seconds in a Go duration (``"5s"``, ``"100ms"``, ``"1m30s"``), as Consul reads ``?wait=``.
 
+    As Go's ``time.ParseDuration``, a number needs a unit, except ``"0"``.
     Raises :class:`ValueError` for anything else.
     """
-    if re.fullmatch(r"\d+", text):
-        return float(text)
+    if text == "0":
+        return 0.0
     position = 0
     total = 0.0
     for match in _DURATION.finditer(text):
