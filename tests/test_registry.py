@@ -431,7 +431,7 @@ def test_importing_the_package_reads_no_entry_points_and_imports_no_plugin() -> 
         import registry_config.discovery.caching, registry_config.discovery.fallback
         assert calls == [], calls
         assert not registry._default._entry_points_read
-        assert "registry_config.discovery.consul" not in sys.modules
+        assert "consul" not in sys.modules and "dns" not in sys.modules  # the extras load on use only
         assert "pytest" not in sys.modules
         registry.available_backends()
         assert len(calls) == 1, calls
