@@ -200,6 +200,14 @@ def _compose(
 
 
 def _no_instances_message(spec: RegistrySpec, discovery: Discovery, rejected: tuple[RejectedInstance, ...]) -> str:
+    message = _no_instances_reason(spec, discovery, rejected)
+    if discovery.warnings:
+        # What the backend skipped or hid (entries it could not use, ACL-filtered lists) is often the cause.
+        message += "; the backend also said: " + "; ".join(discovery.warnings)
+    return message
+
+
+def _no_instances_reason(spec: RegistrySpec, discovery: Discovery, rejected: tuple[RejectedInstance, ...]) -> str:
     query = discovery.query
     where = f"service {query.name!r}" + (f" in datacenter {query.datacenter!r}" if query.datacenter else "")
     if rejected:

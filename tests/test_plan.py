@@ -295,3 +295,12 @@ def test_hostile_extra_entries_never_reach_the_flag(entries: list[str]) -> None:
     assert go_builder_parse(flag) == list(plan.insecure_registries)
     assert not any(ch.isspace() or not ch.isprintable() for ch in flag)
     assert len(flag.split(",")) == len(plan.insecure_registries)
+
+
+def test_no_instances_message_carries_the_backends_warnings() -> None:
+    spec = RegistrySpec.from_url(SEED_URL)
+    snapshot = Discovery(
+        query_for(spec), [], source="consul", warnings=["Consul hid some results (X-Consul-Results-Filtered-By-ACLs)"]
+    )
+    with pytest.raises(NoInstancesError, match="the backend also said: Consul hid some results"):
+        plan_from_discovery(spec, snapshot)
