@@ -49,7 +49,7 @@ EXIT_NO_INSTANCES = 4
 EXIT_MISMATCH = 5
 
 # Sub-command modules of this package, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("plan", "probe", "render", "backends")
+COMMANDS: tuple[str, ...] = ("plan", "probe", "render", "backends", "watch")
 
 
 def exit_status(error: RegistryConfigError) -> int:
