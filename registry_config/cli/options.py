@@ -15,7 +15,14 @@ from ..egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard
 from ..errors import InvalidInput
 from ..spec import RegistrySpec
 
-__all__ = ["add_backend_options", "add_registry_options", "backend_from_args", "guard_from_args", "spec_from_args"]
+__all__ = [
+    "add_backend_options",
+    "add_plan_options",
+    "add_registry_options",
+    "backend_from_args",
+    "guard_from_args",
+    "spec_from_args",
+]
 
 
 def add_registry_options(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +75,21 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     guard.add_argument(
         "--strict", action="store_true", help="fail (exit 4) when the guard refuses an instance, instead of dropping it"
     )
+
+
+def add_plan_options(parser: argparse.ArgumentParser, *, rules: bool = True) -> None:
+    """What shapes the plan beyond discovery: extra insecure registries and, where rules are shown, compaction."""
+    parser.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="another registry the builder may reach insecurely, repeatable",
+    )
+    if rules:
+        parser.add_argument(
+            "--no-compact", action="store_true", help="one egress rule per instance, as the Go stager made"
+        )
 
 
 def spec_from_args(args: argparse.Namespace) -> RegistrySpec:

@@ -7,7 +7,14 @@ import sys
 from typing import Any, TextIO
 
 from ..plan import StagingPlan, build_plan
-from .options import add_backend_options, add_registry_options, backend_from_args, guard_from_args, spec_from_args
+from .options import (
+    add_backend_options,
+    add_plan_options,
+    add_registry_options,
+    backend_from_args,
+    guard_from_args,
+    spec_from_args,
+)
 
 __all__ = ["add_parser", "format_plan", "run"]
 
@@ -21,14 +28,7 @@ def add_parser(subparsers: Any) -> None:
     )
     add_registry_options(parser)
     add_backend_options(parser)
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="another registry the builder may reach insecurely, repeatable",
-    )
-    parser.add_argument("--no-compact", action="store_true", help="one egress rule per instance, as the Go stager made")
+    add_plan_options(parser)
     parser.add_argument("--allow-empty", action="store_true", help="succeed with no instance (no egress rule)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.set_defaults(run=run)

@@ -16,7 +16,14 @@ from ..render import (
     render_daemon_json,
     render_registries_conf,
 )
-from .options import add_backend_options, add_registry_options, backend_from_args, guard_from_args, spec_from_args
+from .options import (
+    add_backend_options,
+    add_plan_options,
+    add_registry_options,
+    backend_from_args,
+    guard_from_args,
+    spec_from_args,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -35,13 +42,7 @@ def add_parser(subparsers: Any) -> None:
     add_registry_options(parser)
     parser.add_argument("--for", dest="runtime", choices=RUNTIMES, required=True, help="the container runtime")
     add_backend_options(parser)
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="another registry to list as insecure, repeatable",
-    )
+    add_plan_options(parser, rules=False)
     parser.add_argument(
         "--daemon-json",
         metavar="FILE",

@@ -26,7 +26,14 @@ from ..discovery.model import Discovery
 from ..discovery.static import StaticBackend
 from ..errors import EgressPolicyError, NoInstancesError
 from ..plan import StagingPlan, plan_from_discovery, query_for
-from .options import add_backend_options, add_registry_options, backend_from_args, guard_from_args, spec_from_args
+from .options import (
+    add_backend_options,
+    add_plan_options,
+    add_registry_options,
+    backend_from_args,
+    guard_from_args,
+    spec_from_args,
+)
 from .plan import format_plan
 
 __all__ = ["add_parser", "run"]
@@ -43,14 +50,7 @@ def add_parser(subparsers: Any) -> None:
     )
     add_registry_options(parser)
     add_backend_options(parser)
-    parser.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="another registry the builder may reach insecurely, repeatable",
-    )
-    parser.add_argument("--no-compact", action="store_true", help="one egress rule per instance, as the Go stager made")
+    add_plan_options(parser)
     parser.add_argument("--json", action="store_true", help="print each plan as one line of JSON")
     parser.add_argument(
         "--count", type=_positive, metavar="N", help="stop after printing N plans (default: run until interrupted)"
