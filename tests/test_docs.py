@@ -146,6 +146,16 @@ def test_the_custom_backend_howto_passes_the_conformance_suite() -> None:
     assert "failed" not in done.stdout
 
 
+def test_performance_page_holds_a_benchmark_table() -> None:
+    """docs/performance.md shows the table benchmarks/bench.py prints, with the machine it ran on."""
+    text = (DOCS / "performance.md").read_text(encoding="utf-8")
+    table = text.partition("<!-- bench:start -->")[2].partition("<!-- bench:end -->")[0]
+    assert "Machine:" in table
+    assert "| measure | value | goal | verdict |" in table
+    for measure in ("10,000 instances", "growth", "steady state", "compaction", "peak memory"):
+        assert measure in table, measure
+
+
 def test_console_examples_parse_commands_and_output() -> None:
     body = "$ echo a\na\n\n$ echo b; echo c\nb\nc\n"
     assert console_examples(body) == [("echo a", "a\n"), ("echo b; echo c", "b\nc")]
