@@ -721,7 +721,8 @@ def test_from_url_refuses_a_token_in_the_url() -> None:
         ("consul://127.0.0.1:8500?token_file=/nonexistent/token", "cannot read the token file"),
         ("consul://127.0.0.1:99999", "port"),
         ("consul://[", "host part"),
-        ("consul://[]", "host part"),
+        # Python 3.11+ urlsplit refuses '[]' itself; 3.10 lets it through to the host check.
+        ("consul://[]", "host part|'' in brackets is not an IPv6 address"),
         ("consul://[::1", "host part"),
         ("consul://[::1]x", "after ']'"),
     ],
