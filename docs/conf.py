@@ -24,9 +24,9 @@ version = release
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
-    "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "cli_reference",
+    "short_refs",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -41,8 +41,8 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autoclass_content = "class"
-napoleon_google_docstring = True
-napoleon_numpy_docstring = False
+# No napoleon: the docstrings are reST prose without Google or NumPy sections, and napoleon would read a
+# property's "Summary: detail" docstring as "type: description", printing the summary as the property's type.
 
 # Attribute names such as ``address`` exist on several classes (RegistrySpec, ConsulSimulator, ServiceInstance);
 # autodoc's generated field lists refer to them unqualified, and Sphinx then warns that the reference is

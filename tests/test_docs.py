@@ -201,5 +201,7 @@ def test_sphinx_builds_with_warnings_as_errors(tmp_path: Path) -> None:
         assert (tmp_path / "html" / f"{page}.html").is_file(), page
     api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
     assert 'id="registry_config.plan.build_plan"' in api, "autodoc did not document build_plan"
+    # Docstrings say :class:`DiscoveryError`; the short_refs extension links that to the one object so named.
+    assert 'href="#registry_config.errors.DiscoveryError"' in api
     cli = (tmp_path / "html" / "cli.html").read_text(encoding="utf-8")
     assert "--insecure-registry" in cli, "the CLI reference lacks the plan sub-command's options"
