@@ -63,6 +63,7 @@ def test_example_opens_as_a_notebook(path: Path) -> None:
     assert kinds[0] == "markdown", f"{path.name} should open with a Markdown cell saying what it shows"
     # A script that jupytext reads as one big cell has lost its "# %%" markers.
     assert all("# %%" not in cell.source for cell in notebook.cells if cell.cell_type == "code"), path.name
+    assert '"cell_type": "markdown"' in jupytext.writes(notebook, fmt="ipynb")
 
 
 def test_benchmark_quick_mode_prints_its_table() -> None:
