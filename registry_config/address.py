@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from typing import Union
 
 from .errors import InvalidAddress
@@ -58,10 +59,34 @@ def redact_userinfo(text: str) -> str:
     return f"{head}://***@{rest.rpartition('@')[2]}"
 
 
+_IPv4Address = ipaddress.IPv4Address
+_inet_pton = socket.inet_pton
+_inet_ntoa = socket.inet_ntoa
+_AF_INET = socket.AF_INET
+_from_bytes = int.from_bytes
+
+
 def parse_ip(text: str) -> IPAddress | None:
-    """The IP address ``text`` spells, or ``None``; zone ids (``fe80::1%eth0``) are not addresses here."""
+    """The IP address ``text`` spells, or ``None``; zone ids (``fe80::1%eth0``) are not addresses here.
+
+    Discovery parses one address per instance (10k and more per answer), and
+    :func:`ipaddress.ip_address` costs a few microseconds in pure Python. So a
+    dotted quad goes through the C ``inet_pton`` first, and is taken only when
+    it is exactly the canonical text of what it parsed to (``inet_ntoa`` gives
+    it back unchanged): such text is read the same way by ``ipaddress``,
+    whatever the platform's ``inet_pton`` accepts. Anything else (IPv6, a
+    leading zero, a stray space) goes to ``ipaddress``, which decides alone.
+    """
     if "%" in text:
         return None
+    if ":" not in text:
+        try:
+            packed = _inet_pton(_AF_INET, text)
+        except (OSError, ValueError):  # ValueError: an embedded NUL
+            pass
+        else:
+            if _inet_ntoa(packed) == text:
+                return _IPv4Address(_from_bytes(packed, "big"))
     try:
         return ipaddress.ip_address(text)
     except ValueError:

@@ -150,6 +150,54 @@ def test_parse_ip_refuses_zones_and_names() -> None:
     assert parse_ip("010.0.0.1") is None  # leading zeros are ambiguous (octal), as in Go
 
 
+def _by_ipaddress(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """What parse_ip answered before its inet_pton fast path: ipaddress alone decides."""
+    if "%" in text:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10.1.1.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "010.1.1.1",
+        "1.2.3.04",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..2.3",
+        "1.2.3.4 ",
+        " 1.2.3.4",
+        "1.2.3.4\n",
+        "1.2.3.4\x00",
+        "0x1.2.3.4",
+        "256.1.1.1",
+        "1.2.3.-1",
+        "+1.2.3.4",
+        "\uff11.2.3.4",  # a full-width digit
+        "\u0661.2.3.4",  # an Arabic-Indic digit: str.isdigit says yes, an IP says no
+        "1.2.3.4/32",
+        "",
+        "::ffff:10.0.0.1",
+        "::1",
+    ],
+)
+def test_parse_ip_fast_path_agrees_with_ipaddress(text: str) -> None:
+    found = parse_ip(text)
+    assert found == _by_ipaddress(text)
+    assert type(found) is type(_by_ipaddress(text))
+
+
+@given(st.one_of(st.text(alphabet="0123456789.x: \n", max_size=20), ip_addresses().map(str)))
+def test_parse_ip_agrees_with_ipaddress_on_anything(text: str) -> None:
+    assert parse_ip(text) == _by_ipaddress(text)
+
+
 def test_format_host_brackets_only_ipv6() -> None:
     assert format_host("::1") == "[::1]"
     assert format_host(ipaddress.ip_address("10.0.0.1")) == "10.0.0.1"
