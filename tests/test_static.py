@@ -7,6 +7,8 @@ import socket
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from registry_config import (
     Discovery,
@@ -150,3 +152,80 @@ def test_ipv4_mapped_addresses_become_ipv4() -> None:
     assert instance.address == ipaddress.IPv4Address("10.0.0.1")
     assert instance.endpoint == "10.0.0.1:8080"
     assert ServiceInstance(ipaddress.IPv6Address("::ffff:10.0.0.1"), 8080) == ServiceInstance("10.0.0.1", 8080)
+
+
+# -- the package's fast paths build what the public constructors build --------------------------------------------
+
+_texts = st.none() | st.text(max_size=8)
+_meta_maps = st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=3)
+
+
+@given(
+    address=st.ip_addresses(v=4),
+    port=st.integers(1, 65535),
+    node=_texts,
+    service_id=_texts,
+    tags=st.lists(st.text(max_size=4), max_size=3).map(tuple),
+    meta=_meta_maps,
+    healthy=st.sampled_from([None, True, False]),
+)
+def test_trusted_instances_equal_public_ones(
+    address: ipaddress.IPv4Address,
+    port: int,
+    node: str | None,
+    service_id: str | None,
+    tags: tuple[str, ...],
+    meta: dict[str, str],
+    healthy: bool | None,
+) -> None:
+    public = ServiceInstance(address, port, node=node, service_id=service_id, tags=tags, meta=meta, healthy=healthy)
+    trusted = ServiceInstance._trusted(address, port, node, service_id, tags, dict(meta), healthy)
+    assert trusted == public
+    assert hash(trusted) == hash(public)
+    assert repr(trusted) == repr(public)
+    assert trusted.endpoint == public.endpoint
+    assert trusted.sort_key == public.sort_key
+    assert attrs.evolve(trusted, port=port) == public
+    assert {trusted: 1}[public] == 1
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        trusted.port = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        trusted.meta["x"] = "y"  # type: ignore[index]
+
+
+def test_trusted_instances_do_not_share_the_callers_meta() -> None:
+    meta = {"k": "v"}
+    trusted = ServiceInstance._trusted(ipaddress.IPv4Address("10.0.0.1"), 80, None, None, (), meta, None)
+    assert trusted.meta == {"k": "v"}
+    empty = ServiceInstance._trusted(ipaddress.IPv4Address("10.0.0.1"), 80, None, None, (), None, None)
+    assert empty == ServiceInstance("10.0.0.1", 80)
+    assert dict(empty.meta) == {}
+
+
+def _reference_instances(given: list[ServiceInstance]) -> tuple[ServiceInstance, ...]:
+    """How a Discovery sorted and deduplicated before it was made faster: a set of (address, port) seen."""
+    seen: set[tuple[object, int]] = set()
+    unique = []
+    for instance in sorted(given, key=lambda instance: instance.sort_key):
+        if (instance.address, instance.port) not in seen:
+            seen.add((instance.address, instance.port))
+            unique.append(instance)
+    return tuple(unique)
+
+
+_small_instances = st.builds(
+    ServiceInstance,
+    st.sampled_from(["10.0.0.1", "10.0.0.2", "::ffff:10.0.0.2", "fd00::1", "0.0.0.1", "::1"]),
+    st.sampled_from([80, 81]),
+    node=st.sampled_from([None, "", "a", "b"]),
+    service_id=st.sampled_from([None, "x", "y"]),
+    healthy=st.sampled_from([None, True, False]),
+)
+
+
+@given(st.lists(_small_instances, max_size=12))
+def test_discovery_sorts_and_deduplicates_as_before(given_instances: list[ServiceInstance]) -> None:
+    snapshot = Discovery(QUERY, given_instances, source="x")
+    expected = _reference_instances(given_instances)
+    assert snapshot.instances == expected
+    assert all(a is b for a, b in zip(snapshot.instances, expected, strict=True))  # the same one of equal keys

@@ -64,6 +64,8 @@ def _ip(value: Any) -> IPAddress:
     The guard judges, the rules open and the flag names the same address that
     way: ``::ffff:10.0.0.1`` is the IPv4 host 10.0.0.1 on the wire.
     """
+    if type(value) is ipaddress.IPv4Address:  # the common case, and already what we keep
+        return value
     address: IPAddress | None = None
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         address = value
@@ -130,19 +132,71 @@ class ServiceInstance:
     def __str__(self) -> str:
         return self.endpoint
 
+    @classmethod
+    def _trusted(
+        cls,
+        address: IPAddress,
+        port: int,
+        node: str | None,
+        service_id: str | None,
+        tags: tuple[str, ...],
+        meta: Mapping[str, str] | None,
+        healthy: bool | None,
+    ) -> ServiceInstance:
+        """An instance from values a backend of this package has already checked, without the converters.
+
+        Private to the package: ``address`` must be what :func:`_ip` returns
+        (an IPv4 or a non-mapped IPv6 object), ``port`` an int in 1..65535,
+        ``tags`` a tuple of text and ``meta`` a dict nobody else holds (or
+        ``None``). A backend reading 10k Consul entries builds 10k instances,
+        and the converters would check again what it has just checked. The
+        result equals, and hashes as, ``ServiceInstance(address, port, ...)``:
+        the tests hold it to that.
+        """
+        self = _new(cls)
+        _set(self, "address", address)
+        _set(self, "port", port)
+        _set(self, "node", node)
+        _set(self, "service_id", service_id)
+        _set(self, "tags", tags)
+        _set(self, "meta", types.MappingProxyType(meta) if meta else _EMPTY_META)
+        _set(self, "healthy", healthy)
+        for name in _EXTRA_SLOTS:  # attrs' hash cache: empty, as attrs' own __init__ leaves it
+            _set(self, name, None)
+        return self
+
+
+_new = object.__new__
+_set = object.__setattr__
+_EMPTY_META: Mapping[str, str] = types.MappingProxyType({})
+# The slots attrs adds beside the fields (its hash cache), so that _trusted leaves them as __init__ does.
+_EXTRA_SLOTS = tuple(
+    name
+    for name in ServiceInstance.__slots__  # type: ignore[attr-defined]  # attrs makes the class slotted
+    if name != "__weakref__" and name not in attrs.fields_dict(ServiceInstance)
+)
+
+
+def _sort_key(instance: ServiceInstance) -> tuple[int, int, int, str, str]:
+    """:attr:`ServiceInstance.sort_key`, as a plain function (no property dispatch: it runs once per instance)."""
+    address = instance.address
+    return (address.version, int(address), instance.port, instance.node or "", instance.service_id or "")
+
 
 def _instances(value: Iterable[ServiceInstance]) -> tuple[ServiceInstance, ...]:
     given = list(value)
     for instance in given:
         if not isinstance(instance, ServiceInstance):
             raise InvalidInput(f"a Discovery holds ServiceInstance values, got {type(instance).__name__}")
-    seen: set[tuple[IPAddress, int]] = set()
+    keys = [_sort_key(instance) for instance in given]
+    # A stable sort, so the instances of one (address, port) are neighbours, in the order given: keep the first.
     unique = []
-    for instance in sorted(given, key=lambda instance: instance.sort_key):
-        key = (instance.address, instance.port)
-        if key not in seen:
-            seen.add(key)
-            unique.append(instance)
+    previous: tuple[int, int, int] | None = None
+    for position in sorted(range(len(given)), key=keys.__getitem__):
+        identity = keys[position][:3]  # (family, address, port): equal addresses have equal (version, int)
+        if identity != previous:
+            previous = identity
+            unique.append(given[position])
     return tuple(unique)
 
 
