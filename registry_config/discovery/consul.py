@@ -32,7 +32,8 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -472,8 +473,10 @@ class ConsulBackend(BackendBase):
         if str(headers.get("X-Consul-KnownLeader", "true")).lower() == "false":
             warnings.append(f"{where}: the Consul servers have no known leader; this answer may be out of date")
         instances: list[ServiceInstance] = []
+        read = self._read_entry
+        fields = _health_fields if endpoint == "health" else _catalog_fields
         for position, entry in enumerate(data):
-            instances.extend(self._instances(query, entry, f"{where}, entry #{position}", endpoint, warnings))
+            read(query, entry, where, position, fields, warnings, instances)
         source = f"consul {self.url}/v1/{endpoint}/service/{query.name}"
         return Discovery(query, instances, source=source, index=index, warnings=warnings)
 
@@ -504,70 +507,99 @@ class ConsulBackend(BackendBase):
         raise DiscoveryProtocolError(f"{where}: Consul answered HTTP {code} ({said}); {hint}")
 
     # -- one entry ----------------------------------------------------------------------------------------------
+    #
+    # The hot path of a big answer (100k entries): each entry is walked once, each text field checked once, the
+    # address parsed once, and the instance built without running the converters again on what was just checked.
+    # Labels for warnings are only made when there is something to warn about.
 
-    def _instances(
-        self, query: ServiceQuery, entry: object, where: str, endpoint: str, warnings: list[str]
-    ) -> list[ServiceInstance]:
+    def _read_entry(
+        self,
+        query: ServiceQuery,
+        entry: object,
+        where: str,
+        position: int,
+        fields: Callable[[dict[str, Any]], _Fields],
+        warnings: list[str],
+        instances: list[ServiceInstance],
+    ) -> None:
+        """Append the instances of one entry to ``instances``, or say in ``warnings`` why it was skipped."""
         if not isinstance(entry, dict):
-            warnings.append(f"{where}: not a JSON object ({_shown(entry)}); skipped")
-            return []
-        fields = _health_fields(entry) if endpoint == "health" else _catalog_fields(entry)
+            warnings.append(f"{where}, entry #{position}: not a JSON object ({_shown(entry)}); skipped")
+            return
+        node_value, node_address, node_tagged, service_address, service_tagged, port, tags_value, meta_value, sid = (
+            fields(entry)
+        )
         healthy: bool | None = None
-        if endpoint == "health":
+        if fields is _health_fields:
             checks = entry.get("Checks")
             if isinstance(checks, list):
-                healthy = all(isinstance(check, dict) and check.get("Status") == "passing" for check in checks)
+                healthy = True
+                for check in checks:
+                    if not isinstance(check, dict) or check.get("Status") != "passing":
+                        healthy = False
+                        break
             if self.passing_only and healthy is False:
-                warnings.append(f"{where}: a check is not passing although ?passing was asked; skipped")
-                return []
-        node = fields["node"] if isinstance(fields["node"], str) else None
-        label = f"{where} (node {_shown(node)})" if node else where
-        address, port, note = self._pick(fields)
-        if note:
-            warnings.append(f"{label}: {note}")
+                warnings.append(
+                    f"{where}, entry #{position}: a check is not passing although ?passing was asked; skipped"
+                )
+                return
+        node = node_value if isinstance(node_value, str) else None
+        if port is None:
+            port = 0
+        if self.address == "service":
+            address: object = service_address if isinstance(service_address, str) and service_address else node_address
+        else:
+            address, port, note = self._pick(node_address, service_address, service_tagged, node_tagged, port)
+            if note:
+                warnings.append(f"{_label(where, position, node)}: {note}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            warnings.append(f"{label}: port {_shown(port)} is not a number in 0..65535; skipped")
-            return []
+            warnings.append(
+                f"{_label(where, position, node)}: port {_shown(port)} is not a number in 0..65535; skipped"
+            )
+            return
         chosen_port = query.port_or_default(port)
         if chosen_port is None:
             warnings.append(
-                f"{label}: port {port} means the registry URL's port, but the query has no default_port; skipped"
+                f"{_label(where, position, node)}: port {port} means the registry URL's port, but the query has no "
+                "default_port; skipped"
             )
-            return []
+            return
         if not isinstance(address, str) or not address:
-            warnings.append(f"{label}: no address (neither service nor node address); skipped")
-            return []
-        ips = self._addresses(address, label, warnings)
-        tags_value = fields["tags"]
+            warnings.append(f"{_label(where, position, node)}: no address (neither service nor node address); skipped")
+            return
+        ip = parse_ip(address)  # a literal IP (the common case) needs no other check: it holds no hostile character
+        ips = (ip,) if ip is not None else self._addresses(address, _label(where, position, node), warnings)
+        if not ips:
+            return
         tags = tuple(tag for tag in tags_value if isinstance(tag, str)) if isinstance(tags_value, list) else ()
-        meta_value = fields["meta"]
         meta = (
             {k: v for k, v in meta_value.items() if isinstance(k, str) and isinstance(v, str)}
-            if isinstance(meta_value, dict)
-            else {}
+            if isinstance(meta_value, dict) and meta_value
+            else None
         )
-        service_id = fields["service_id"] if isinstance(fields["service_id"], str) else None
-        return [
-            ServiceInstance(ip, chosen_port, node=node, service_id=service_id, tags=tags, meta=meta, healthy=healthy)
-            for ip in ips
-        ]
+        service_id = sid if isinstance(sid, str) else None
+        for found in ips:
+            if type(found) is IPv4Address:  # checked: a plain IPv4 object; the port is in 1..65535
+                instance = ServiceInstance._trusted(found, chosen_port, node, service_id, tags, meta, healthy)
+            else:  # IPv6 (maybe IPv4-mapped) and whatever a resolver returned: the converters decide
+                instance = ServiceInstance(
+                    found, chosen_port, node=node, service_id=service_id, tags=tags, meta=meta or {}, healthy=healthy
+                )
+            instances.append(instance)
 
-    def _pick(self, fields: Mapping[str, Any]) -> tuple[object, object, str | None]:
+    def _pick(
+        self, node_address: object, service_address: object, service_tagged: object, node_tagged: object, port: object
+    ) -> tuple[object, object, str | None]:
         """The address and port the ``address`` option selects, and a note when it had to fall back."""
-        port = fields["port"] if fields["port"] is not None else 0
-        node_address = fields["node_address"]
-        service_address = fields["service_address"]
         if self.address == "node":
             return node_address, port, None
         fallback = service_address if isinstance(service_address, str) and service_address else node_address
         if self.address == "service":
             return fallback, port, None
-        tagged = fields["service_tagged"]
-        if isinstance(tagged, dict) and isinstance(tagged.get(self.address), dict):
-            item = tagged[self.address]
+        if isinstance(service_tagged, dict) and isinstance(service_tagged.get(self.address), dict):
+            item = service_tagged[self.address]
             tagged_port = item.get("port", port)
             return item.get("address"), tagged_port if tagged_port is not None else 0, None
-        node_tagged = fields["node_tagged"]
         if isinstance(node_tagged, dict) and node_tagged.get(self.address):
             return node_tagged[self.address], port, None
         return fallback, port, f"no {self.address} tagged address; used the service address"
@@ -598,36 +630,50 @@ class ConsulBackend(BackendBase):
 # -- helpers -------------------------------------------------------------------------------------------------------
 
 
-def _catalog_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "node": entry.get("Node"),
-        "node_address": entry.get("Address"),
-        "node_tagged": entry.get("TaggedAddresses"),
-        "service_address": entry.get("ServiceAddress"),
-        "service_tagged": entry.get("ServiceTaggedAddresses"),
-        "port": entry.get("ServicePort"),
-        "tags": entry.get("ServiceTags"),
-        "meta": entry.get("ServiceMeta"),
-        "service_id": entry.get("ServiceID"),
-    }
+# (node, node address, node tagged addresses, service address, service tagged addresses, port, tags, meta, id)
+_Fields = tuple[object, object, object, object, object, object, object, object, object]
+_EMPTY: dict[str, Any] = {}
 
 
-def _health_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
-    node = entry.get("Node") if isinstance(entry.get("Node"), dict) else {}
-    service = entry.get("Service") if isinstance(entry.get("Service"), dict) else {}
-    assert isinstance(node, dict)
-    assert isinstance(service, dict)
-    return {
-        "node": node.get("Node"),
-        "node_address": node.get("Address"),
-        "node_tagged": node.get("TaggedAddresses"),
-        "service_address": service.get("Address"),
-        "service_tagged": service.get("TaggedAddresses"),
-        "port": service.get("Port"),
-        "tags": service.get("Tags"),
-        "meta": service.get("Meta"),
-        "service_id": service.get("ID"),
-    }
+def _catalog_fields(entry: dict[str, Any]) -> _Fields:
+    get = entry.get
+    return (
+        get("Node"),
+        get("Address"),
+        get("TaggedAddresses"),
+        get("ServiceAddress"),
+        get("ServiceTaggedAddresses"),
+        get("ServicePort"),
+        get("ServiceTags"),
+        get("ServiceMeta"),
+        get("ServiceID"),
+    )
+
+
+def _health_fields(entry: dict[str, Any]) -> _Fields:
+    node = entry.get("Node")
+    if not isinstance(node, dict):
+        node = _EMPTY
+    service = entry.get("Service")
+    if not isinstance(service, dict):
+        service = _EMPTY
+    return (
+        node.get("Node"),
+        node.get("Address"),
+        node.get("TaggedAddresses"),
+        service.get("Address"),
+        service.get("TaggedAddresses"),
+        service.get("Port"),
+        service.get("Tags"),
+        service.get("Meta"),
+        service.get("ID"),
+    )
+
+
+def _label(where: str, position: int, node: str | None) -> str:
+    """How a warning names an entry: its position in the answer, and its node when it has one."""
+    at = f"{where}, entry #{position}"
+    return f"{at} (node {_shown(node)})" if node else at
 
 
 def _index(value: str | None, where: str) -> int | None:
