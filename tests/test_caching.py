@@ -346,6 +346,75 @@ def test_its_watch_delegates_and_refreshes_the_cache(clock: Clock, caches: list[
     assert list(feed) == []
 
 
+# -- an unchanged snapshot stays the same object -------------------------------------------------------------
+
+
+def test_an_equal_delivery_keeps_the_snapshot_already_served(caches: list[CachingBackend]) -> None:
+    """The watch's first delivery repeats what discover returned: the cache keeps serving the first object.
+
+    build_plan memoizes on the snapshot, so the same object makes a cached plan an identity check instead of
+    a comparison of every instance.
+    """
+    fake = FakeBackend(A)
+    cache = _cache(caches, fake, ttl=0.01, watch_ttl=60.0)
+    first = cache.discover(QUERY)
+    _until(lambda: fake.watch_calls == 1)
+    time.sleep(0.05)  # the watcher has stored its first, equal, snapshot by now
+    assert cache.discover(QUERY) is first
+    spec = RegistrySpec.from_url("http://docker_registry.service.consul:8080")
+    plan = build_plan(spec, cache)
+    assert build_plan(spec, cache) is plan
+    fake.set_instances(B)  # a different set replaces it
+    _until(lambda: cache.discover(QUERY).instances == B)
+    second = cache.discover(QUERY)
+    assert second is not first
+    assert cache.discover(QUERY) is second
+
+
+def test_an_equal_refresh_keeps_the_snapshot_and_a_different_one_replaces_it(
+    clock: Clock, caches: list[CachingBackend]
+) -> None:
+    fake = FakeBackend(A)
+    cache = _cache(caches, fake, ttl=5.0, clock=clock, background=False)
+    first = cache.discover(QUERY)
+    clock.advance(6)
+    again = cache.discover(QUERY)
+    assert fake.discover_calls == 2
+    assert again is first
+    fake.set_instances(B)
+    clock.advance(6)
+    changed = cache.discover(QUERY)
+    assert changed.instances == B
+    assert changed is not first
+    fake.set_instances(A)  # back to A, under a new index: equal instances, a different snapshot
+    clock.advance(6)
+    back = cache.discover(QUERY)
+    assert back.instances == A
+    assert back.index != first.index
+
+
+def test_a_snapshot_that_cannot_be_hashed_is_still_stored(clock: Clock, caches: list[CachingBackend]) -> None:
+    """A third-party backend may put anything in warnings: the identity trick must not break the cache."""
+
+    class Odd(BackendBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def discover(self, query: ServiceQuery) -> Discovery:
+            self.calls += 1
+            return Discovery(query, A, source="odd", warnings=[["not", "hashable"]])  # type: ignore[list-item]
+
+    odd = Odd()
+    cache = CachingBackend(odd, ttl=5.0, clock=clock, background=False)
+    caches.append(cache)
+    first = cache.discover(QUERY)
+    clock.advance(6)
+    second = cache.discover(QUERY)
+    assert odd.calls == 2
+    assert second == first
+    assert second is not first  # not known equal by hash: stored as delivered
+
+
 def test_native_watch_detection() -> None:
     class Custom(BackendBase):
         def watch(self, query: ServiceQuery, *, stop: object = None) -> Iterator[Discovery]:  # type: ignore[override]

@@ -28,6 +28,7 @@ actively every ``ttl``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -79,6 +80,26 @@ def _as_discovery_error(exc: Exception, backend: object) -> DiscoveryError:
     )
     error.__cause__ = exc
     return error
+
+
+def _same(held: Discovery, new: Discovery) -> bool:
+    """``held == new``, deciding on the (cached) hashes first: different snapshots rarely hash alike."""
+    try:
+        return hash(held) == hash(new) and held == new
+    except Exception:  # noqa: BLE001 (a third-party snapshot holding something unhashable: store it as it is)
+        return False
+
+
+def _hash_ahead(snapshot: Discovery) -> None:
+    """Compute (and so cache) the snapshot's hash before taking the lock that :func:`_same` runs under.
+
+    A snapshot caches its hash, and computing it costs a pass over every
+    instance: better paid by the thread that fetched it than by every thread
+    waiting for the cache's lock.
+    """
+    # Only an optimisation: if it cannot be hashed, _same finds that out again and says no.
+    with contextlib.suppress(Exception):
+        hash(snapshot)
 
 
 class _Entry:
@@ -194,6 +215,7 @@ class CachingBackend(BackendBase):
         fresh: Discovery | None = None
         try:
             fresh = self._backend.discover(query)
+            _hash_ahead(fresh)
         except Exception as exc:  # noqa: BLE001 (whatever a backend raises, waiters must be woken and get ours)
             error = _as_discovery_error(exc, self._backend)
         with self._cond:
@@ -255,6 +277,11 @@ class CachingBackend(BackendBase):
         return attrs.evolve(entry.snapshot, stale=True, warnings=(*entry.snapshot.warnings, warning))
 
     def _store(self, entry: _Entry, snapshot: Discovery, now: float) -> None:
+        held = entry.snapshot
+        if held is not None and held is not snapshot and _same(held, snapshot):
+            # Keep the object already served: plans memoized on it then match by identity, not by comparing
+            # every instance (a watch's first delivery repeats the snapshot the first discover returned).
+            snapshot = held
         entry.snapshot = snapshot
         entry.confirmed = now
         entry.version += 1
@@ -278,6 +305,7 @@ class CachingBackend(BackendBase):
                 for snapshot in self._backend.watch(query, stop=self._stop):
                     if self._stop.is_set():
                         break
+                    _hash_ahead(snapshot)
                     with self._cond:
                         self._store(entry, snapshot, self._clock())
                         entry.watch_live = True
@@ -302,6 +330,7 @@ class CachingBackend(BackendBase):
     def watch(self, query: ServiceQuery, *, stop: StopSignal | None = None) -> Iterator[Discovery]:
         """The backend's own ``watch``; each snapshot it yields also refreshes the cache."""
         for snapshot in self._backend.watch(query, stop=stop):
+            _hash_ahead(snapshot)
             with self._cond:
                 entry = self._entries.get(query)
                 if entry is not None and not entry.refreshing:
