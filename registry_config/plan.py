@@ -100,6 +100,13 @@ def query_for(spec: RegistrySpec, *, service: str | None = None, datacenter: str
     ``datacenter``, else the one in the host; the tag comes from the host;
     the default port is the URL's port (the seed's "hardcoded port").
     """
+    try:
+        return _cached_query(spec, service, datacenter)
+    except TypeError:  # an unhashable argument: build it uncached, so that it fails (or not) as it always did
+        return _query(spec, service, datacenter)
+
+
+def _query(spec: RegistrySpec, service: str | None, datacenter: str | None) -> ServiceQuery:
     tag = spec.consul_tag
     return ServiceQuery(
         service or spec.consul_service or spec.host,
@@ -107,6 +114,11 @@ def query_for(spec: RegistrySpec, *, service: str | None = None, datacenter: str
         tags=(tag,) if tag else (),
         default_port=spec.port,
     )
+
+
+# Every plan asks for the query, and building one parses the host's Consul name and checks each text field:
+# about 20 us, a fifth of a cached plan. The query is a pure function of the (immutable) spec and the two names.
+_cached_query = functools.lru_cache(maxsize=64)(_query)
 
 
 def build_plan(

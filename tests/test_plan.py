@@ -6,6 +6,7 @@ import ipaddress
 import json
 import random
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from registry_config import (
     EgressPolicyError,
     InvalidAddress,
     NoInstancesError,
+    RegistryConfigError,
     RegistrySpec,
     ServiceInstance,
     ServiceQuery,
@@ -102,6 +104,44 @@ def test_query_for_uses_service_then_consul_name_then_host() -> None:
     assert query_for(spec, service="other", datacenter="dc9").datacenter == "dc9"
     plain = RegistrySpec.from_url("https://registry.example.internal")
     assert query_for(plain) == ServiceQuery("registry.example.internal", default_port=443)
+
+
+@pytest.mark.parametrize(
+    ("url", "service", "datacenter"),
+    [
+        ("https://primary.docker_registry.service.dc2.consul:5000", None, None),
+        ("https://primary.docker_registry.service.dc2.consul:5000", "other", "dc9"),
+        ("http://docker_registry.service.consul:8080", None, "dc1"),
+        ("https://registry.example.internal", None, None),
+        ("http://10.0.0.1:5000", "", ""),
+    ],
+)
+def test_query_for_is_memoized_and_answers_as_built_afresh(
+    url: str, service: str | None, datacenter: str | None
+) -> None:
+    spec = RegistrySpec.from_url(url)
+    tag = spec.consul_tag
+    fresh = ServiceQuery(
+        service or spec.consul_service or spec.host,
+        datacenter=datacenter or spec.consul_datacenter,
+        tags=(tag,) if tag else (),
+        default_port=spec.port,
+    )
+    first = query_for(spec, service=service, datacenter=datacenter)
+    assert first == fresh
+    assert query_for(RegistrySpec.from_url(url), service=service, datacenter=datacenter) is first
+    other = attrs.evolve(spec, port=spec.port + 1)  # an equal host, another port: another query
+    assert query_for(other, service=service, datacenter=datacenter).default_port == spec.port + 1
+
+
+def test_query_for_refuses_bad_names_as_before_even_unhashable_ones() -> None:
+    spec = RegistrySpec.from_url(SEED_URL)
+    with pytest.raises(RegistryConfigError, match="must be non-empty text"):
+        query_for(spec, service=["docker_registry"])  # type: ignore[arg-type]
+    with pytest.raises(RegistryConfigError, match="must be a single word"):
+        query_for(spec, service="a b")
+    with pytest.raises(RegistryConfigError, match="must be a single word"):
+        query_for(spec, service="a b")  # a failure is not cached as an answer either
 
 
 def test_default_backend_resolves_the_urls_own_host(monkeypatch: pytest.MonkeyPatch) -> None:
