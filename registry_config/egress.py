@@ -27,6 +27,8 @@ Cloud Controller JSON are checked before they reach a task.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable, Mapping, Sequence
@@ -657,6 +659,41 @@ _SPECIAL_INTERVALS: tuple[tuple[int, int, int, int], ...] = tuple(
 _MAPPED_V4 = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
+@functools.lru_cache(maxsize=16)
+def _plain_ipv4(allowed: tuple[tuple[int, int, int, int], ...]) -> tuple[list[int], list[int]]:
+    """The IPv4 ranges (sorted starts, ends) inside an allowed network and outside every special block.
+
+    There :meth:`EgressGuard.reason` answers ``None`` at its first test (a
+    plain address that a network covers), so :meth:`EgressGuard.check` can
+    keep an address found here by one binary search; every other address
+    still goes through ``reason``, which also writes the refusal's sentence.
+    """
+    merged: list[list[int]] = []
+    for first, last in sorted((first, last) for version, first, last, _ in allowed if version == 4):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    specials = sorted((first, last) for version, first, last, _ in _SPECIAL_INTERVALS if version == 4)
+    starts: list[int] = []
+    ends: list[int] = []
+    for first, last in merged:
+        start = first
+        for special_first, special_last in specials:
+            if special_last < start or special_first > last:
+                continue
+            if special_first > start:
+                starts.append(start)
+                ends.append(special_first - 1)
+            start = special_last + 1
+            if start > last:
+                break
+        if start <= last:
+            starts.append(start)
+            ends.append(last)
+    return starts, ends
+
+
 def _network(value: object, *, where: str) -> IPNetwork:
     """An allowed network from a CIDR, a single IP, or an ``ipaddress`` object; IPv4-mapped ones become IPv4."""
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
@@ -789,12 +826,21 @@ class EgressGuard:
         """
         kept: list[ServiceInstance] = []
         rejected: list[RejectedInstance] = []
+        starts, ends = _plain_ipv4(self._allowed)
+        ipv4 = ipaddress.IPv4Address
         for index, instance in enumerate(instances):
             if not isinstance(instance, ServiceInstance):
                 raise InvalidInput(
                     f"egress guard: instance #{index} is a {type(instance).__name__}, not a ServiceInstance"
                 )
-            why = self.reason(instance.address)
+            address = instance.address
+            if type(address) is ipv4:  # the common case: a plain IPv4 address inside an allowed network
+                value = int(address)
+                at = bisect.bisect_right(starts, value) - 1
+                if at >= 0 and value <= ends[at]:
+                    kept.append(instance)
+                    continue
+            why = self.reason(address)
             if why is None:
                 kept.append(instance)
             elif self.on_violation == "error":
@@ -894,41 +940,51 @@ def rules_for(
     """
     if protocol not in ("tcp", "udp"):
         raise InvalidEgressRule(f"protocol: rules_for makes 'tcp' or 'udp' rules, not {_show(protocol)}")
-    # Two maps, IPv4 and IPv6, from an address (as an integer) to its ports: integers hash and sort fast.
-    by_family: tuple[dict[int, set[int]], dict[int, set[int]]] = ({}, {})
+    # Two maps, IPv4 and IPv6, from an address (as an integer) to its ports: integers hash and sort fast. Nearly
+    # every address has one port, so a port is kept as an int, and becomes a set only when a second one comes.
+    by_family: tuple[dict[int, int | set[int]], dict[int, int | set[int]]] = ({}, {})
+    ipv4_family, ipv6_family = by_family
     ipv4 = ipaddress.IPv4Address
     for index, instance in enumerate(instances):
         if not isinstance(instance, ServiceInstance):
             raise InvalidInput(f"rules_for: instance #{index} is a {type(instance).__name__}, not a ServiceInstance")
         ip = instance.address
-        if type(ip) is not ipv4:
+        if type(ip) is ipv4:
+            family = ipv4_family
+        else:
             ip = _unmap(ip)
-        family = by_family[0] if ip.version == 4 else by_family[1]
+            family = ipv4_family if ip.version == 4 else ipv6_family
         value = int(ip)
+        port = instance.port
         ports = family.get(value)
         if ports is None:
-            family[value] = {instance.port}
+            family[value] = port
+        elif type(ports) is int:
+            if ports != port:
+                family[value] = {ports, port}
         else:
-            ports.add(instance.port)
+            ports.add(port)  # type: ignore[union-attr]  # not an int: a set
 
     if not compact:
         return tuple(
             _trusted_rule(protocol, (_address_text(version, value),), (port,), None, ((version, value, value),))
             for version, family in zip((4, 6), by_family, strict=True)
             for value, ports in sorted(family.items())
-            for port in sorted(ports)
+            for port in ((ports,) if type(ports) is int else sorted(ports))  # type: ignore[arg-type]
         )
 
-    groups: dict[frozenset[int], tuple[list[int], list[int]]] = {}
+    # Group the addresses by their exact set of ports: one port alone keys by itself, several by their frozenset.
+    groups: dict[int | frozenset[int], tuple[list[int], list[int]]] = {}
     for family_index, family in enumerate(by_family):
         for value, ports in family.items():
-            key = frozenset(ports)
+            key = ports if type(ports) is int else frozenset(ports)  # type: ignore[arg-type]
             group = groups.get(key)
             if group is None:
                 group = groups[key] = ([], [])
             group[family_index].append(value)
     rules = []
-    for port_set, families in groups.items():
+    for key, families in groups.items():
+        port_set = (key,) if isinstance(key, int) else key
         destinations: list[str] = []
         intervals: list[_Interval] = []
         for version, values in zip((4, 6), families, strict=True):

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry_config import EgressPolicyError, InvalidAddress, RegistryConfigError, ServiceInstance
-from registry_config.egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard, RejectedInstance
+from registry_config.egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard, RejectedInstance, _plain_ipv4
 from registry_config.errors import InvalidInput
 
 
@@ -272,3 +272,45 @@ def test_garbage_raises_only_library_errors(address: Any, networks: list[str]) -
     except RegistryConfigError:
         return
     assert reason is None or isinstance(reason, str)
+
+
+@given(
+    st.lists(st.one_of(interesting_v4, st.ip_addresses(v=6)), max_size=12),
+    st.lists(st.one_of(networks_v4, st.sampled_from(SPECIAL_BLOCKS)), max_size=4),
+)
+def test_check_keeps_exactly_what_reason_allows(
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address], allowed: list[ipaddress.IPv4Network]
+) -> None:
+    """check() keeps most IPv4 addresses by a binary search over precomputed ranges: the same verdicts as reason()."""
+    guard = EgressGuard(allowed)
+    instances = [ServiceInstance(address, 80 + index) for index, address in enumerate(addresses)]
+    kept, rejected = guard.check(instances)
+    assert kept == tuple(i for i in instances if guard.reason(i.address) is None)
+    assert rejected == tuple(
+        RejectedInstance(i, why) for i in instances if (why := guard.reason(i.address)) is not None
+    )
+
+
+@pytest.mark.parametrize(
+    ("allowed", "inside", "outside"),
+    [
+        (["0.0.0.0/0"], ["1.0.0.0", "126.255.255.255", "128.0.0.0", "169.253.255.255", "169.255.0.0",
+                         "100.100.100.199", "100.100.100.201", "223.255.255.255"],
+         ["0.255.255.255", "127.0.0.1", "169.254.0.0", "169.254.255.255", "100.100.100.200", "224.0.0.0",
+          "255.255.255.255"]),
+        (["169.254.0.0/16"], [], ["169.254.169.254", "169.254.0.1"]),  # allowed, but by reason()'s longer way
+        (["10.0.0.0/8", "10.1.0.0/16", "11.0.0.0/8"], ["10.0.0.0", "11.255.255.255"], ["12.0.0.0", "9.255.255.255"]),
+    ],
+)  # fmt: skip
+def test_the_fast_ranges_of_check_exclude_every_special_block(
+    allowed: list[str], inside: list[str], outside: list[str]
+) -> None:
+    guard = EgressGuard(allowed)
+    starts, ends = _plain_ipv4(guard._allowed)
+    ranges = list(zip(starts, ends, strict=True))
+    assert ranges == sorted(ranges)
+    for text in inside + outside:
+        value = int(ipaddress.IPv4Address(text))
+        assert any(first <= value <= last for first, last in ranges) == (text in inside), text
+        kept, _ = guard.check([ServiceInstance(text, 80)])
+        assert bool(kept) == (guard.reason(text) is None), text

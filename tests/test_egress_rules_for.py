@@ -210,3 +210,58 @@ def test_output_does_not_depend_on_input_order(found: list[ServiceInstance], rnd
     shuffled = list(found)
     rnd.shuffle(shuffled)
     assert bbs(rules_for(found, compact=compact)) == bbs(rules_for(shuffled, compact=compact))
+
+
+def _reference_rules(found: list[ServiceInstance], compact: bool) -> list[dict[str, object]]:
+    """rules_for as it was before the one-port fast path (a set of ports per address), in BBS JSON."""
+    by_family: tuple[dict[int, set[int]], dict[int, set[int]]] = ({}, {})
+    for instance in found:
+        ip = instance.address
+        mapped = getattr(ip, "ipv4_mapped", None)
+        ip = mapped if mapped is not None else ip
+        by_family[0 if ip.version == 4 else 1].setdefault(int(ip), set()).add(instance.port)
+    if not compact:
+        return [
+            {"protocol": "tcp", "destinations": [_address_text(version, value)], "ports": [port], "log": False}
+            for version, family in zip((4, 6), by_family, strict=True)
+            for value, ports in sorted(family.items())
+            for port in sorted(ports)
+        ]
+    groups: dict[frozenset[int], tuple[list[int], list[int]]] = {}
+    for family_index, family in enumerate(by_family):
+        for value, ports in family.items():
+            groups.setdefault(frozenset(ports), ([], []))[family_index].append(value)
+    rules = []
+    for port_set, families in groups.items():
+        destinations = []
+        for version, values in zip((4, 6), families, strict=True):
+            values.sort()
+            start = 0
+            for index in range(1, len(values) + 1):
+                if index == len(values) or values[index] != values[index - 1] + 1:
+                    first, last = values[start], values[index - 1]
+                    size = last - first + 1
+                    bits = 32 if version == 4 else 128
+                    if first == last:
+                        text = _address_text(version, first)
+                    elif size & (size - 1) == 0 and first % size == 0:
+                        text = f"{_address_text(version, first)}/{bits - size.bit_length() + 1}"
+                    else:
+                        text = f"{_address_text(version, first)}-{_address_text(version, last)}"
+                    destinations.append(text)
+                    start = index
+        ports = sorted(port_set)
+        rule: dict[str, object] = {"protocol": "tcp", "destinations": destinations}
+        if len(ports) >= 2 and ports[-1] - ports[0] + 1 == len(ports):
+            rule["port_range"] = {"start": ports[0], "end": ports[-1]}
+        else:
+            rule["ports"] = ports
+        rule["log"] = False
+        rules.append((ports, rule))
+    rules.sort(key=lambda item: item[0])
+    return [rule for _, rule in rules]
+
+
+@given(instance_sets(), st.booleans())
+def test_rules_are_those_the_former_way_made(found: list[ServiceInstance], compact: bool) -> None:
+    assert bbs(rules_for(found, compact=compact)) == _reference_rules(found, compact)
