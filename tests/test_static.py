@@ -20,6 +20,7 @@ from registry_config import (
     ServiceQuery,
     StaticBackend,
 )
+from registry_config.address import format_host_port
 
 QUERY = ServiceQuery("docker_registry", default_port=8080)
 
@@ -229,3 +230,14 @@ def test_discovery_sorts_and_deduplicates_as_before(given_instances: list[Servic
     expected = _reference_instances(given_instances)
     assert snapshot.instances == expected
     assert all(a is b for a, b in zip(snapshot.instances, expected, strict=True))  # the same one of equal keys
+
+
+@given(st.ip_addresses(), st.integers(1, 65535))
+def test_endpoint_is_the_formatted_host_and_port(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
+) -> None:
+    instance = ServiceInstance(address, port)
+    assert instance.endpoint == format_host_port(instance.address, port)
+    assert instance.endpoint == (
+        f"{instance.address}:{port}" if instance.address.version == 4 else f"[{instance.address}]:{port}"
+    )
