@@ -17,6 +17,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from registry_config.address import format_host_port
 from registry_config.discovery.consul import ConsulBackend, _shown
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
 
@@ -298,3 +299,5 @@ def test_the_reader_answers_as_the_former_one(
     assert found.warnings == expected.warnings
     assert [dict(i.meta) for i in found.instances] == [dict(i.meta) for i in expected.instances]
     assert [type(i.address) for i in found.instances] == [type(i.address) for i in expected.instances]
+    assert [i.endpoint for i in found.instances] == [i.endpoint for i in expected.instances]
+    assert [str(i) for i in found.instances] == [format_host_port(i.address, i.port) for i in expected.instances]

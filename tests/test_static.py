@@ -181,6 +181,14 @@ def test_trusted_instances_equal_public_ones(
 ) -> None:
     public = ServiceInstance(address, port, node=node, service_id=service_id, tags=tags, meta=meta, healthy=healthy)
     trusted = ServiceInstance._trusted(address, port, node, service_id, tags, dict(meta), healthy)
+    with_text = ServiceInstance._trusted(
+        address, port, node, service_id, tags, dict(meta), healthy, f"{address}:{port}"
+    )
+    assert with_text == public
+    assert with_text.endpoint == public.endpoint == f"{address}:{port}"
+    assert hash(with_text) == hash(public)
+    assert repr(with_text) == repr(public)
+    assert attrs.asdict(with_text) == attrs.asdict(public)
     assert trusted == public
     assert hash(trusted) == hash(public)
     assert repr(trusted) == repr(public)
@@ -241,3 +249,21 @@ def test_endpoint_is_the_formatted_host_and_port(
     assert instance.endpoint == (
         f"{instance.address}:{port}" if instance.address.version == 4 else f"[{instance.address}]:{port}"
     )
+
+
+def test_the_endpoint_text_is_kept_but_is_no_field() -> None:
+    instance = ServiceInstance("10.0.0.1", 80)
+    assert instance.endpoint is instance.endpoint  # written once, then kept
+    assert [field.name for field in attrs.fields(ServiceInstance)] == [
+        "address",
+        "port",
+        "node",
+        "service_id",
+        "tags",
+        "meta",
+        "healthy",
+    ]
+    assert "_endpoint_text" not in attrs.asdict(instance)
+    assert attrs.evolve(instance, port=81).endpoint == "10.0.0.1:81"
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        instance._endpoint_text = "10.6.6.6:80"  # type: ignore[attr-defined]

@@ -571,7 +571,12 @@ class ConsulBackend(BackendBase):
         ips = (ip,) if ip is not None else self._addresses(address, _label(where, position, node), warnings)
         if not ips:
             return
-        tags = tuple(tag for tag in tags_value if isinstance(tag, str)) if isinstance(tags_value, list) else ()
+        if not tags_value:
+            tags: tuple[str, ...] = ()
+        elif isinstance(tags_value, list):
+            tags = tuple(tag for tag in tags_value if isinstance(tag, str))
+        else:
+            tags = ()
         meta = (
             {k: v for k, v in meta_value.items() if isinstance(k, str) and isinstance(v, str)}
             if isinstance(meta_value, dict) and meta_value
@@ -580,7 +585,10 @@ class ConsulBackend(BackendBase):
         service_id = sid if isinstance(sid, str) else None
         for found in ips:
             if type(found) is IPv4Address:  # checked: a plain IPv4 object; the port is in 1..65535
-                instance = ServiceInstance._trusted(found, chosen_port, node, service_id, tags, meta, healthy)
+                # An IPv4 text that parsed is canonical (ipaddress and parse_ip accept no other form): it is what
+                # str(found) writes, so the endpoint comes for free.
+                endpoint = f"{address}:{chosen_port}" if found is ip else None
+                instance = ServiceInstance._trusted(found, chosen_port, node, service_id, tags, meta, healthy, endpoint)
             else:  # IPv6 (maybe IPv4-mapped) and whatever a resolver returned: the converters decide
                 instance = ServiceInstance(
                     found, chosen_port, node=node, service_id=service_id, tags=tags, meta=meta or {}, healthy=healthy

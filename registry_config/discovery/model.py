@@ -108,8 +108,20 @@ class ServiceQuery:
         return port
 
 
+class _EndpointSlot:
+    """Room in each instance for its ``endpoint`` text, written once: a slot that attrs does not see.
+
+    Not an attrs field, so it takes no part in ``__init__``, equality, hashing,
+    ``repr``, ``attrs.fields`` or ``attrs.asdict``: an instance is what it was,
+    with a place to keep the text a plan asks for several times (the insecure
+    registries, ``to_dict``, messages).
+    """
+
+    __slots__ = ("_endpoint_text",)
+
+
 @attrs.frozen(order=False, cache_hash=True)
-class ServiceInstance:
+class ServiceInstance(_EndpointSlot):
     """One running registry instance: an IP address and a port, plus what the backend knew of it."""
 
     address: IPAddress = attrs.field(converter=_ip)
@@ -123,10 +135,15 @@ class ServiceInstance:
     @property
     def endpoint(self) -> str:
         """``ip:port``, with an IPv6 address in brackets: the form a builder flag takes."""
-        address = self.address
-        if type(address) is ipaddress.IPv4Address:  # what str() writes, by the C formatter: a plan writes 10k
-            return f"{_inet_ntoa(address.packed)}:{self.port}"
-        return format_host_port(address, self.port)
+        text: str | None = getattr(self, "_endpoint_text", None)
+        if text is None:
+            address = self.address
+            if type(address) is ipaddress.IPv4Address:  # what str() writes, by the C formatter
+                text = f"{_inet_ntoa(address.packed)}:{self.port}"
+            else:
+                text = format_host_port(address, self.port)
+            _set(self, "_endpoint_text", text)  # the same text whichever thread writes it first
+        return text
 
     @property
     def sort_key(self) -> tuple[int, int, int, str, str]:
@@ -146,13 +163,16 @@ class ServiceInstance:
         tags: tuple[str, ...],
         meta: Mapping[str, str] | None,
         healthy: bool | None,
+        endpoint: str | None = None,
     ) -> ServiceInstance:
         """An instance from values a backend of this package has already checked, without the converters.
 
         Private to the package: ``address`` must be what :func:`_ip` returns
         (an IPv4 or a non-mapped IPv6 object), ``port`` an int in 1..65535,
         ``tags`` a tuple of text and ``meta`` a dict nobody else holds (or
-        ``None``). A backend reading 10k Consul entries builds 10k instances,
+        ``None``); ``endpoint``, when given, the text :attr:`endpoint` would
+        write (a backend that parsed the address from its canonical text has
+        it for free). A backend reading 10k Consul entries builds 10k instances,
         and the converters would check again what it has just checked. The
         result equals, and hashes as, ``ServiceInstance(address, port, ...)``:
         the tests hold it to that.
@@ -167,6 +187,8 @@ class ServiceInstance:
         _set(self, "healthy", healthy)
         for name in _EXTRA_SLOTS:  # attrs' hash cache: empty, as attrs' own __init__ leaves it
             _set(self, name, None)
+        if endpoint is not None:
+            _set(self, "_endpoint_text", endpoint)
         return self
 
 
@@ -176,7 +198,7 @@ _EMPTY_META: Mapping[str, str] = types.MappingProxyType({})
 # The slots attrs adds beside the fields (its hash cache), so that _trusted leaves them as __init__ does.
 _EXTRA_SLOTS = tuple(
     name
-    for name in ServiceInstance.__slots__  # type: ignore[attr-defined]  # attrs makes the class slotted
+    for name in ServiceInstance.__slots__
     if name != "__weakref__" and name not in attrs.fields_dict(ServiceInstance)
 )
 
