@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from socket import inet_ntoa as _inet_ntoa
 from typing import Any
 
@@ -142,7 +142,7 @@ class ServiceInstance(_EndpointSlot):
                 text = f"{_inet_ntoa(address.packed)}:{self.port}"
             else:
                 text = format_host_port(address, self.port)
-            _set(self, "_endpoint_text", text)  # the same text whichever thread writes it first
+            _set_endpoint_text(self, text)  # the same text whichever thread writes it first
         return text
 
     @property
@@ -178,26 +178,39 @@ class ServiceInstance(_EndpointSlot):
         the tests hold it to that.
         """
         self = _new(cls)
-        _set(self, "address", address)
-        _set(self, "port", port)
-        _set(self, "node", node)
-        _set(self, "service_id", service_id)
-        _set(self, "tags", tags)
-        _set(self, "meta", types.MappingProxyType(meta) if meta else _EMPTY_META)
-        _set(self, "healthy", healthy)
-        for name in _EXTRA_SLOTS:  # attrs' hash cache: empty, as attrs' own __init__ leaves it
-            _set(self, name, None)
+        # The slots' own setters: what attrs' __init__ does under its frozen __setattr__, minus the converters.
+        _set_address(self, address)
+        _set_port(self, port)
+        _set_node(self, node)
+        _set_service_id(self, service_id)
+        _set_tags(self, tags)
+        _set_meta(self, types.MappingProxyType(meta) if meta else _EMPTY_META)
+        _set_healthy(self, healthy)
+        for clear in _CLEAR_EXTRA_SLOTS:  # attrs' hash cache: empty, as attrs' own __init__ leaves it
+            clear(self, None)
         if endpoint is not None:
-            _set(self, "_endpoint_text", endpoint)
+            _set_endpoint_text(self, endpoint)
         return self
 
 
 _new = object.__new__
-_set = object.__setattr__
 _EMPTY_META: Mapping[str, str] = types.MappingProxyType({})
+
+
+def _slot_setter(owner: type, name: str) -> Callable[[object, object], None]:
+    """The ``__set__`` of the slot ``name`` of ``owner``: it writes past a frozen class's ``__setattr__``."""
+    descriptor = owner.__dict__[name]
+    setter: Callable[[object, object], None] = descriptor.__set__
+    return setter
+
+
+(_set_address, _set_port, _set_node, _set_service_id, _set_tags, _set_meta, _set_healthy) = (
+    _slot_setter(ServiceInstance, field.name) for field in attrs.fields(ServiceInstance)
+)
+_set_endpoint_text = _slot_setter(_EndpointSlot, "_endpoint_text")
 # The slots attrs adds beside the fields (its hash cache), so that _trusted leaves them as __init__ does.
-_EXTRA_SLOTS = tuple(
-    name
+_CLEAR_EXTRA_SLOTS = tuple(
+    _slot_setter(ServiceInstance, name)
     for name in ServiceInstance.__slots__
     if name != "__weakref__" and name not in attrs.fields_dict(ServiceInstance)
 )
@@ -214,6 +227,28 @@ def _instances(value: Iterable[ServiceInstance]) -> tuple[ServiceInstance, ...]:
     for instance in given:
         if not isinstance(instance, ServiceInstance):
             raise InvalidInput(f"a Discovery holds ServiceInstance values, got {type(instance).__name__}")
+    # One int per instance orders by (family, address, port), the first three parts of the sort key: ints are
+    # made and compared much faster than tuples. When no two instances share an (address, port) pair, that order
+    # is the sort key's order and there is nothing to deduplicate.
+    ipv4 = ipaddress.IPv4Address
+    keys = [
+        int(address) << 16 | instance.port
+        if type(address := instance.address) is ipv4
+        else (address.version == 6) << 144 | int(address) << 16 | instance.port
+        for instance in given
+    ]
+    order = sorted(range(len(given)), key=keys.__getitem__)
+    previous = -1
+    for position in order:
+        key = keys[position]
+        if key == previous:
+            return _deduplicated(given)
+        previous = key
+    return tuple([given[position] for position in order])
+
+
+def _deduplicated(given: list[ServiceInstance]) -> tuple[ServiceInstance, ...]:
+    """Sorted by the whole sort key, keeping the first instance of each (address, port): the general case."""
     keys = [_sort_key(instance) for instance in given]
     # A stable sort, so the instances of one (address, port) are neighbours, in the order given: keep the first.
     unique = []
