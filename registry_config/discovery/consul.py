@@ -32,7 +32,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, NoReturn
@@ -474,9 +474,9 @@ class ConsulBackend(BackendBase):
             warnings.append(f"{where}: the Consul servers have no known leader; this answer may be out of date")
         instances: list[ServiceInstance] = []
         read = self._read_entry
-        fields = _health_fields if endpoint == "health" else _catalog_fields
+        health = endpoint == "health"
         for position, entry in enumerate(data):
-            read(query, entry, where, position, fields, warnings, instances)
+            read(query, entry, where, position, health, warnings, instances)
         source = f"consul {self.url}/v1/{endpoint}/service/{query.name}"
         return Discovery(query, instances, source=source, index=index, warnings=warnings)
 
@@ -518,7 +518,7 @@ class ConsulBackend(BackendBase):
         entry: object,
         where: str,
         position: int,
-        fields: Callable[[dict[str, Any]], _Fields],
+        health: bool,
         warnings: list[str],
         instances: list[ServiceInstance],
     ) -> None:
@@ -526,11 +526,19 @@ class ConsulBackend(BackendBase):
         if not isinstance(entry, dict):
             warnings.append(f"{where}, entry #{position}: not a JSON object ({_shown(entry)}); skipped")
             return
-        node_value, node_address, node_tagged, service_address, service_tagged, port, tags_value, meta_value, sid = (
-            fields(entry)
-        )
         healthy: bool | None = None
-        if fields is _health_fields:
+        if health:  # {"Node": {...}, "Service": {...}, "Checks": [...]}
+            found = entry.get("Node")
+            node_fields: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
+            found = entry.get("Service")
+            service: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
+            node_value = node_fields.get("Node")
+            node_address = node_fields.get("Address")
+            service_address = service.get("Address")
+            port = service.get("Port")
+            tags_value = service.get("Tags")
+            meta_value = service.get("Meta")
+            sid = service.get("ID")
             checks = entry.get("Checks")
             if isinstance(checks, list):
                 healthy = True
@@ -543,12 +551,25 @@ class ConsulBackend(BackendBase):
                     f"{where}, entry #{position}: a check is not passing although ?passing was asked; skipped"
                 )
                 return
+        else:  # the catalog's flat entry
+            get = entry.get
+            node_value = get("Node")
+            node_address = get("Address")
+            service_address = get("ServiceAddress")
+            port = get("ServicePort")
+            tags_value = get("ServiceTags")
+            meta_value = get("ServiceMeta")
+            sid = get("ServiceID")
         node = node_value if isinstance(node_value, str) else None
         if port is None:
             port = 0
         if self.address == "service":
             address: object = service_address if isinstance(service_address, str) and service_address else node_address
         else:
+            if health:
+                node_tagged, service_tagged = node_fields.get("TaggedAddresses"), service.get("TaggedAddresses")
+            else:
+                node_tagged, service_tagged = entry.get("TaggedAddresses"), entry.get("ServiceTaggedAddresses")
             address, port, note = self._pick(node_address, service_address, service_tagged, node_tagged, port)
             if note:
                 warnings.append(f"{_label(where, position, node)}: {note}")
@@ -638,44 +659,7 @@ class ConsulBackend(BackendBase):
 # -- helpers -------------------------------------------------------------------------------------------------------
 
 
-# (node, node address, node tagged addresses, service address, service tagged addresses, port, tags, meta, id)
-_Fields = tuple[object, object, object, object, object, object, object, object, object]
 _EMPTY: dict[str, Any] = {}
-
-
-def _catalog_fields(entry: dict[str, Any]) -> _Fields:
-    get = entry.get
-    return (
-        get("Node"),
-        get("Address"),
-        get("TaggedAddresses"),
-        get("ServiceAddress"),
-        get("ServiceTaggedAddresses"),
-        get("ServicePort"),
-        get("ServiceTags"),
-        get("ServiceMeta"),
-        get("ServiceID"),
-    )
-
-
-def _health_fields(entry: dict[str, Any]) -> _Fields:
-    node = entry.get("Node")
-    if not isinstance(node, dict):
-        node = _EMPTY
-    service = entry.get("Service")
-    if not isinstance(service, dict):
-        service = _EMPTY
-    return (
-        node.get("Node"),
-        node.get("Address"),
-        node.get("TaggedAddresses"),
-        service.get("Address"),
-        service.get("TaggedAddresses"),
-        service.get("Port"),
-        service.get("Tags"),
-        service.get("Meta"),
-        service.get("ID"),
-    )
 
 
 def _label(where: str, position: int, node: str | None) -> str:
