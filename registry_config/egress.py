@@ -657,6 +657,7 @@ _SPECIAL_INTERVALS: tuple[tuple[int, int, int, int], ...] = tuple(
     for index, (block, _) in enumerate(_SPECIAL)
 )
 _MAPPED_V4 = ipaddress.IPv6Network("::ffff:0:0/96")
+_inet_ntoa = socket.inet_ntoa
 
 
 @functools.lru_cache(maxsize=16)
@@ -865,8 +866,8 @@ class EgressGuard:
 
 
 def _address_text(version: int, value: int) -> str:
-    if version == 4:  # what str(IPv4Address(value)) gives, without building the object: the hot path
-        return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    if version == 4:  # what str(IPv4Address(value)) gives, by the C formatter, without building the object
+        return _inet_ntoa(value.to_bytes(4, "big"))
     if value >= 1 << 48:  # no embedded-IPv4 form: the C formatter writes what str(IPv6Address(value)) does
         return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
     return str(ipaddress.IPv6Address(value))
@@ -988,9 +989,12 @@ def rules_for(
         destinations: list[str] = []
         intervals: list[_Interval] = []
         for version, values in zip((4, 6), families, strict=True):
+            if not values:
+                continue
             values.sort()
             for first, last in _runs(values):
-                destinations.append(_run_text(version, first, last))
+                # A lone address (most of them, in a sparse network) needs no CIDR or range logic.
+                destinations.append(_address_text(version, first) if first == last else _run_text(version, first, last))
                 intervals.append((version, first, last))
         ports_sorted = tuple(sorted(port_set))
         if len(ports_sorted) >= 2 and ports_sorted[-1] - ports_sorted[0] + 1 == len(ports_sorted):
