@@ -472,14 +472,7 @@ class ConsulBackend(BackendBase):
             )
         if str(headers.get("X-Consul-KnownLeader", "true")).lower() == "false":
             warnings.append(f"{where}: the Consul servers have no known leader; this answer may be out of date")
-        instances: list[ServiceInstance] = []
-        read = self._read_entry
-        health = endpoint == "health"
-        for position, entry in enumerate(data):
-            # Let go of each entry once read: the decoded answer is the bulk of what the garbage collector scans,
-            # and freeing it while the instances are made keeps the collector from running over it again and again.
-            data[position] = None
-            read(query, entry, where, position, health, warnings, instances)
+        instances = self._read_entries(query, data, where, endpoint == "health", warnings)
         source = f"consul {self.url}/v1/{endpoint}/service/{query.name}"
         return Discovery(query, instances, source=source, index=index, warnings=warnings)
 
@@ -515,109 +508,130 @@ class ConsulBackend(BackendBase):
     # address parsed once, and the instance built without running the converters again on what was just checked.
     # Labels for warnings are only made when there is something to warn about.
 
-    def _read_entry(
-        self,
-        query: ServiceQuery,
-        entry: object,
-        where: str,
-        position: int,
-        health: bool,
-        warnings: list[str],
-        instances: list[ServiceInstance],
-    ) -> None:
-        """Append the instances of one entry to ``instances``, or say in ``warnings`` why it was skipped."""
-        if not isinstance(entry, dict):
-            warnings.append(f"{where}, entry #{position}: not a JSON object ({_shown(entry)}); skipped")
-            return
-        healthy: bool | None = None
-        if health:  # {"Node": {...}, "Service": {...}, "Checks": [...]}
-            found = entry.get("Node")
-            node_fields: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
-            found = entry.get("Service")
-            service: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
-            node_value = node_fields.get("Node")
-            node_address = node_fields.get("Address")
-            service_address = service.get("Address")
-            port = service.get("Port")
-            tags_value = service.get("Tags")
-            meta_value = service.get("Meta")
-            sid = service.get("ID")
-            checks = entry.get("Checks")
-            if isinstance(checks, list):
-                healthy = True
-                for check in checks:
-                    if not isinstance(check, dict) or check.get("Status") != "passing":
-                        healthy = False
-                        break
-            if self.passing_only and healthy is False:
-                warnings.append(
-                    f"{where}, entry #{position}: a check is not passing although ?passing was asked; skipped"
+    def _read_entries(
+        self, query: ServiceQuery, data: list[Any], where: str, health: bool, warnings: list[str]
+    ) -> list[ServiceInstance]:
+        """The instances of every entry, in order; each entry skipped says why in ``warnings``.
+
+        Each entry is let go of once read (``data`` is the reader's own, from
+        ``json.loads``): the decoded answer is the bulk of what the garbage
+        collector scans, and freeing it while the instances are made keeps
+        the collector from running over it again and again.
+        """
+        instances: list[ServiceInstance] = []
+        append = instances.append
+        passing_only = self.passing_only
+        by_service_address = self.address == "service"
+        port_or_default = query.port_or_default
+        parse = parse_ip
+        trusted = ServiceInstance._trusted
+        ipv4 = IPv4Address
+        for position, entry in enumerate(data):
+            data[position] = None
+            if not isinstance(entry, dict):
+                warnings.append(f"{where}, entry #{position}: not a JSON object ({_shown(entry)}); skipped")
+                continue
+            healthy: bool | None = None
+            if health:  # {"Node": {...}, "Service": {...}, "Checks": [...]}
+                found = entry.get("Node")
+                node_fields: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
+                found = entry.get("Service")
+                service: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
+                node_value = node_fields.get("Node")
+                node_address = node_fields.get("Address")
+                service_address = service.get("Address")
+                port = service.get("Port")
+                tags_value = service.get("Tags")
+                meta_value = service.get("Meta")
+                sid = service.get("ID")
+                checks = entry.get("Checks")
+                if isinstance(checks, list):
+                    healthy = True
+                    for check in checks:
+                        if not isinstance(check, dict) or check.get("Status") != "passing":
+                            healthy = False
+                            break
+                if passing_only and healthy is False:
+                    warnings.append(
+                        f"{where}, entry #{position}: a check is not passing although ?passing was asked; skipped"
+                    )
+                    continue
+            else:  # the catalog's flat entry
+                get = entry.get
+                node_value = get("Node")
+                node_address = get("Address")
+                service_address = get("ServiceAddress")
+                port = get("ServicePort")
+                tags_value = get("ServiceTags")
+                meta_value = get("ServiceMeta")
+                sid = get("ServiceID")
+            node = node_value if isinstance(node_value, str) else None
+            if port is None:
+                port = 0
+            if by_service_address:
+                address: object = (
+                    service_address if isinstance(service_address, str) and service_address else node_address
                 )
-                return
-        else:  # the catalog's flat entry
-            get = entry.get
-            node_value = get("Node")
-            node_address = get("Address")
-            service_address = get("ServiceAddress")
-            port = get("ServicePort")
-            tags_value = get("ServiceTags")
-            meta_value = get("ServiceMeta")
-            sid = get("ServiceID")
-        node = node_value if isinstance(node_value, str) else None
-        if port is None:
-            port = 0
-        if self.address == "service":
-            address: object = service_address if isinstance(service_address, str) and service_address else node_address
-        else:
-            if health:
-                node_tagged, service_tagged = node_fields.get("TaggedAddresses"), service.get("TaggedAddresses")
             else:
-                node_tagged, service_tagged = entry.get("TaggedAddresses"), entry.get("ServiceTaggedAddresses")
-            address, port, note = self._pick(node_address, service_address, service_tagged, node_tagged, port)
-            if note:
-                warnings.append(f"{_label(where, position, node)}: {note}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            warnings.append(
-                f"{_label(where, position, node)}: port {_shown(port)} is not a number in 0..65535; skipped"
-            )
-            return
-        chosen_port = query.port_or_default(port)
-        if chosen_port is None:
-            warnings.append(
-                f"{_label(where, position, node)}: port {port} means the registry URL's port, but the query has no "
-                "default_port; skipped"
-            )
-            return
-        if not isinstance(address, str) or not address:
-            warnings.append(f"{_label(where, position, node)}: no address (neither service nor node address); skipped")
-            return
-        ip = parse_ip(address)  # a literal IP (the common case) needs no other check: it holds no hostile character
-        ips = (ip,) if ip is not None else self._addresses(address, _label(where, position, node), warnings)
-        if not ips:
-            return
-        if not tags_value:
-            tags: tuple[str, ...] = ()
-        elif isinstance(tags_value, list):
-            tags = tuple(tag for tag in tags_value if isinstance(tag, str))
-        else:
-            tags = ()
-        meta = (
-            {k: v for k, v in meta_value.items() if isinstance(k, str) and isinstance(v, str)}
-            if isinstance(meta_value, dict) and meta_value
-            else None
-        )
-        service_id = sid if isinstance(sid, str) else None
-        for found in ips:
-            if type(found) is IPv4Address:  # checked: a plain IPv4 object; the port is in 1..65535
-                # An IPv4 text that parsed is canonical (ipaddress and parse_ip accept no other form): it is what
-                # str(found) writes, so the endpoint comes for free.
-                endpoint = f"{address}:{chosen_port}" if found is ip else None
-                instance = ServiceInstance._trusted(found, chosen_port, node, service_id, tags, meta, healthy, endpoint)
-            else:  # IPv6 (maybe IPv4-mapped) and whatever a resolver returned: the converters decide
-                instance = ServiceInstance(
-                    found, chosen_port, node=node, service_id=service_id, tags=tags, meta=meta or {}, healthy=healthy
+                if health:
+                    node_tagged, service_tagged = node_fields.get("TaggedAddresses"), service.get("TaggedAddresses")
+                else:
+                    node_tagged, service_tagged = entry.get("TaggedAddresses"), entry.get("ServiceTaggedAddresses")
+                address, port, note = self._pick(node_address, service_address, service_tagged, node_tagged, port)
+                if note:
+                    warnings.append(f"{_label(where, position, node)}: {note}")
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                warnings.append(
+                    f"{_label(where, position, node)}: port {_shown(port)} is not a number in 0..65535; skipped"
                 )
-            instances.append(instance)
+                continue
+            chosen_port = port_or_default(port)
+            if chosen_port is None:
+                warnings.append(
+                    f"{_label(where, position, node)}: port {port} means the registry URL's port, but the query has "
+                    "no default_port; skipped"
+                )
+                continue
+            if not isinstance(address, str) or not address:
+                warnings.append(
+                    f"{_label(where, position, node)}: no address (neither service nor node address); skipped"
+                )
+                continue
+            ip = parse(address)  # a literal IP (the common case) needs no other check: it holds no hostile character
+            ips = (ip,) if ip is not None else self._addresses(address, _label(where, position, node), warnings)
+            if not ips:
+                continue
+            if not tags_value:
+                tags: tuple[str, ...] = ()
+            elif isinstance(tags_value, list):
+                tags = tuple(tag for tag in tags_value if isinstance(tag, str))
+            else:
+                tags = ()
+            meta = (
+                {k: v for k, v in meta_value.items() if isinstance(k, str) and isinstance(v, str)}
+                if isinstance(meta_value, dict) and meta_value
+                else None
+            )
+            service_id = sid if isinstance(sid, str) else None
+            for found in ips:
+                if type(found) is ipv4:  # checked: a plain IPv4 object; the port is in 1..65535
+                    # An IPv4 text that parsed is canonical (ipaddress and parse_ip accept no other form): it is
+                    # what str(found) writes, so the endpoint comes for free.
+                    endpoint = f"{address}:{chosen_port}" if found is ip else None
+                    append(trusted(found, chosen_port, node, service_id, tags, meta, healthy, endpoint))
+                else:  # IPv6 (maybe IPv4-mapped) and whatever a resolver returned: the converters decide
+                    append(
+                        ServiceInstance(
+                            found,
+                            chosen_port,
+                            node=node,
+                            service_id=service_id,
+                            tags=tags,
+                            meta=meta or {},
+                            healthy=healthy,
+                        )
+                    )
+        return instances
 
     def _pick(
         self, node_address: object, service_address: object, service_tagged: object, node_tagged: object, port: object
