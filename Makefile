@@ -19,12 +19,24 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # The Python trees; the docs' Markdown is checked by running its examples (tests/test_docs.py).
-CODE := registry_config tests examples benchmarks docs/conf.py docs/_ext docs/rendered/generate.py
+CODE := registry_config tests examples benchmarks docs/conf.py docs/_ext docs/howto docs/rendered/generate.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy --strict registry_config
+
+# The documentation site, warnings as errors (tests/test_docs.py builds it too, and runs its examples).
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Every example script, as CI runs them (tests/test_examples.py).
+examples: $(STAMP)
+	for f in examples/*.py; do $(BIN)/python $$f >/dev/null || exit 1; done
+
+# The benchmark table of docs/performance.md (about two minutes).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
