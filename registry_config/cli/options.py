@@ -13,6 +13,7 @@ from ..discovery.backend import DiscoveryBackend
 from ..discovery.static import StaticBackend
 from ..egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard
 from ..errors import InvalidInput
+from ..plan import StagingPlan, build_plan
 from ..spec import RegistrySpec
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "add_registry_options",
     "backend_from_args",
     "guard_from_args",
+    "plan_from_args",
     "spec_from_args",
 ]
 
@@ -121,3 +123,24 @@ def guard_from_args(args: argparse.Namespace) -> EgressGuard:
     return EgressGuard(
         (*DEFAULT_ALLOWED_NETWORKS, *args.allow_network), on_violation="error" if args.strict else "drop"
     )
+
+
+def plan_from_args(args: argparse.Namespace) -> StagingPlan:
+    """The plan the options describe: discovered once, the backend closed afterwards."""
+    spec = spec_from_args(args)
+    guard = guard_from_args(args)
+    backend = backend_from_args(args)
+    try:
+        return build_plan(
+            spec,
+            backend,
+            service=args.service,
+            datacenter=args.datacenter,
+            extra_insecure=args.insecure_registry,
+            guard=guard,
+            compact=not getattr(args, "no_compact", False),
+            allow_empty=getattr(args, "allow_empty", False),
+        )
+    finally:
+        if backend is not None:
+            backend.close()

@@ -6,14 +6,12 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from ..plan import StagingPlan, build_plan
+from ..plan import StagingPlan
 from .options import (
     add_backend_options,
     add_plan_options,
     add_registry_options,
-    backend_from_args,
-    guard_from_args,
-    spec_from_args,
+    plan_from_args,
 )
 
 __all__ = ["add_parser", "format_plan", "run"]
@@ -35,23 +33,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = spec_from_args(args)
-    guard = guard_from_args(args)
-    backend = backend_from_args(args)
-    try:
-        plan = build_plan(
-            spec,
-            backend,
-            service=args.service,
-            datacenter=args.datacenter,
-            extra_insecure=args.insecure_registry,
-            guard=guard,
-            compact=not args.no_compact,
-            allow_empty=args.allow_empty,
-        )
-    finally:
-        if backend is not None:
-            backend.close()
+    plan = plan_from_args(args)
     if args.json:
         print(plan.to_json(indent=2))
     else:

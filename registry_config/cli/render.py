@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..plan import StagingPlan, build_plan
 from ..render import (
     CONTAINERD_CERTS_D,
     render_containerd_hosts,
@@ -20,9 +19,7 @@ from .options import (
     add_backend_options,
     add_plan_options,
     add_registry_options,
-    backend_from_args,
-    guard_from_args,
-    spec_from_args,
+    plan_from_args,
 )
 
 __all__ = ["add_parser", "run"]
@@ -58,24 +55,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _plan(args: argparse.Namespace) -> StagingPlan:
-    spec = spec_from_args(args)
-    guard = guard_from_args(args)
-    backend = backend_from_args(args)
-    try:
-        return build_plan(
-            spec,
-            backend,
-            service=args.service,
-            datacenter=args.datacenter,
-            extra_insecure=args.insecure_registry,
-            guard=guard,
-        )
-    finally:
-        if backend is not None:
-            backend.close()
-
-
 def _read_existing(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -98,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ca and args.runtime != "containerd":
         raise InvalidInput("--ca applies to --for containerd only")
     existing = _read_existing(args.daemon_json) if args.daemon_json else None
-    plan = _plan(args)
+    plan = plan_from_args(args)
     out = Path(args.output_dir) if args.output_dir else None
     for warning in plan.warnings:
         print(f"registry-config render: warning: {warning}", file=sys.stderr)
