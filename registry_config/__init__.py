@@ -12,6 +12,8 @@ made, so ``import registry_config`` needs nothing but the core dependencies.
 
 from __future__ import annotations
 
+import logging
+
 from .discovery import (
     Discovery,
     DiscoveryBackend,
@@ -29,15 +31,21 @@ from .errors import (
     DiscoveryAuthError,
     DiscoveryError,
     DiscoveryProtocolError,
+    DiscoveryQueryError,
     DiscoveryUnavailable,
     EgressPolicyError,
+    ImageNotFoundError,
     InvalidAddress,
     InvalidEgressRule,
     InvalidImageReference,
     InvalidRegistryURL,
+    MissingDependencyError,
     NoInstancesError,
     ProbeError,
+    RegistryAuthError,
     RegistryConfigError,
+    RegistryConfigWarning,
+    ReplicaMismatchError,
     UnknownBackendError,
 )
 from .plan import StagingPlan, build_plan, plan_from_discovery
@@ -49,6 +57,10 @@ from .spec import RegistrySpec, SecurityMode
 
 __version__ = "0.1.0.dev0"
 
+# A library leaves logging to the application: without this, records at WARNING and above would reach stderr
+# through logging's last-resort handler (red in a notebook).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 __all__ = [
     "DEFAULT_ALLOWED_NETWORKS",
     "CachingBackend",
@@ -58,24 +70,30 @@ __all__ = [
     "DiscoveryBackend",
     "DiscoveryError",
     "DiscoveryProtocolError",
+    "DiscoveryQueryError",
     "DiscoveryUnavailable",
     "DnsBackend",
     "EgressGuard",
     "EgressPolicyError",
     "EgressRule",
     "FallbackBackend",
+    "ImageNotFoundError",
     "ImageReference",
     "InsecurityPolicy",
     "InvalidAddress",
     "InvalidEgressRule",
     "InvalidImageReference",
     "InvalidRegistryURL",
+    "MissingDependencyError",
     "NoInstancesError",
     "ProbeError",
     "ProbeResult",
+    "RegistryAuthError",
     "RegistryConfigError",
+    "RegistryConfigWarning",
     "RegistrySpec",
     "RejectedInstance",
+    "ReplicaMismatchError",
     "SecurityMode",
     "ServiceInstance",
     "ServiceQuery",

@@ -11,13 +11,22 @@ already catches ``ValueError`` or ``LookupError`` keeps working::
     │   ├── InvalidImageReference
     │   └── InvalidEgressRule
     ├── UnknownBackendError (LookupError)
+    │   └── MissingDependencyError  the backend is known, its extra is not installed
     ├── EgressPolicyError
-    ├── ProbeError
+    ├── ProbeError                  a registry that cannot be reached, fails TLS, or is not a registry
+    ├── ImageNotFoundError (LookupError)   repository, tag or digest unknown
+    ├── RegistryAuthError           credentials missing or refused by a registry
+    ├── ReplicaMismatchError        registry instances serve different digests for one tag
     └── DiscoveryError
         ├── DiscoveryUnavailable   connection refused, timeout, 5xx, 429
         ├── DiscoveryAuthError     403: ACL not found, permission denied
         ├── DiscoveryProtocolError the answer is not what the protocol documents
+        ├── DiscoveryQueryError (ValueError)  the query cannot be answered as asked (a refused filter)
         └── NoInstancesError (LookupError)
+
+Warnings are not errors: what a user should know about their input or output
+(a name a runtime refuses, an implied port, an option without effect) is a
+:class:`RegistryConfigWarning` through Python's :mod:`warnings`.
 
 Messages say what was wrong, where, and what to do next. None of them ever
 carries a secret (a Consul token, a password in a URL): code that builds one
@@ -26,22 +35,28 @@ from user input must redact first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "DiscoveryAuthError",
     "DiscoveryError",
     "DiscoveryProtocolError",
+    "DiscoveryQueryError",
     "DiscoveryUnavailable",
     "EgressPolicyError",
+    "ImageNotFoundError",
     "InvalidAddress",
     "InvalidEgressRule",
     "InvalidImageReference",
     "InvalidInput",
     "InvalidRegistryURL",
+    "MissingDependencyError",
     "NoInstancesError",
     "ProbeError",
+    "RegistryAuthError",
     "RegistryConfigError",
+    "RegistryConfigWarning",
+    "ReplicaMismatchError",
     "UnknownBackendError",
 ]
 
@@ -74,12 +89,36 @@ class UnknownBackendError(RegistryConfigError, LookupError):
     """No discovery backend is registered under the name asked for."""
 
 
+class MissingDependencyError(UnknownBackendError):
+    """The backend is known, but the optional dependency (the extra) it needs is not installed."""
+
+
 class EgressPolicyError(RegistryConfigError):
     """The egress guard refused an instance and was told to fail, not drop."""
 
 
 class ProbeError(RegistryConfigError):
-    """A registry probe could not even be attempted (bad arguments, bad CA file)."""
+    """A registry cannot be asked: bad arguments or CA file, unreachable, TLS failure, or not a registry."""
+
+
+class ImageNotFoundError(RegistryConfigError, LookupError):
+    """The registry does not know the repository, tag or digest asked for."""
+
+
+class RegistryAuthError(RegistryConfigError):
+    """The registry wants credentials that were not given, or refused those given."""
+
+
+class ReplicaMismatchError(RegistryConfigError):
+    """Instances of one registry disagree on what a tag points to (or some lack it).
+
+    ``digests`` maps each instance asked (``ip:port``) to the digest it
+    served, or ``None`` where it lacked the tag.
+    """
+
+    def __init__(self, message: str, *, digests: Mapping[str, str | None] | None = None) -> None:
+        super().__init__(message)
+        self.digests: Mapping[str, str | None] = dict(digests or {})
 
 
 class DiscoveryError(RegistryConfigError):
@@ -106,5 +145,22 @@ class DiscoveryProtocolError(DiscoveryError):
     """The discovery service answered something its protocol does not allow."""
 
 
+class DiscoveryQueryError(DiscoveryError, ValueError):
+    """The query cannot be answered as asked: a filter or parameter combination the service refuses.
+
+    The user must change the query; retrying it unchanged cannot help, so a
+    watch stops on it.
+    """
+
+
 class NoInstancesError(DiscoveryError, LookupError):
     """No usable registry instance is left to stage from."""
+
+
+class RegistryConfigWarning(UserWarning):
+    """Something a user should know about their input or output, issued with :func:`warnings.warn`.
+
+    Where a plan exists, the same text is also one of ``plan.warnings``.
+    Operational events (retries, back-off, a stale snapshot served) are log
+    records instead.
+    """
