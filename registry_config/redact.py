@@ -33,8 +33,8 @@ __all__ = ["MARK", "quote", "redact", "shorten"]
 MARK = "<redacted>"
 """What a secret is replaced by."""
 
-_SECRET_NAME = r"(?:[A-Za-z0-9_.-]*(?:token|secret|passw|pwd|key|auth|credential|signature|sig)[A-Za-z0-9_.-]*)"
-_QUERY_SECRET = re.compile(rf"([?&;]{_SECRET_NAME}=)([^&#\s'\"]+)", re.IGNORECASE)
+_SENSITIVE_PARAMETER = r"(?:[A-Za-z0-9_.-]*(?:token|secret|passw|pwd|key|auth|credential|signature|sig)[A-Za-z0-9_.-]*)"
+_QUERY_SECRET = re.compile(rf"([?&;]{_SENSITIVE_PARAMETER}=)([^&#\s'\"]+)", re.IGNORECASE)
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s'\"<>]*@")
 _HEADER = re.compile(
     r"((?:authorization|proxy-authorization|x-consul-token|x-auth-token)\s*[:=]\s*)"
