@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
 REQUIRE = os.environ.get("REGISTRY_CONFIG_REQUIRE_INTEGRATION") == "1"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """The one way a test says it cannot run: skip with ``reason``, or fail under REQUIRE (CI).
+
+    Every skip of the suite goes through here (or :func:`need_program` and
+    :func:`need_module`), so ``REGISTRY_CONFIG_REQUIRE_INTEGRATION=1`` turns
+    every one of them into a failure that names what was missing.
+    """
+    if REQUIRE:
+        pytest.fail(f"{reason}, and REGISTRY_CONFIG_REQUIRE_INTEGRATION=1 requires it")
+    pytest.skip(reason)
+
+
+def need_module(name: str, *, package: str) -> ModuleType:
+    """Import module ``name``; without it skip (or fail under REQUIRE), naming the package to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        unavailable(f"the Python module {name} is not installed (pip install {package})")
 
 
 def need_program(name: str, *, package: str, candidates: tuple[str, ...] = ()) -> str:
@@ -19,10 +42,7 @@ def need_program(name: str, *, package: str, candidates: tuple[str, ...] = ()) -
         )
         if found:
             return found
-    reason = f"{name} is not installed (apt-get install -y {package})"
-    if REQUIRE:
-        pytest.fail(f"{reason}, and REGISTRY_CONFIG_REQUIRE_INTEGRATION=1 requires it")
-    pytest.skip(reason)
+    unavailable(f"{name} is not installed (apt-get install -y {package})")
 
 
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
