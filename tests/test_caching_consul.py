@@ -2,7 +2,8 @@
 
 ConsulBackend's watch backs off silently on errors (it logs and retries):
 exactly the watch that could make a cache serve an outdated snapshot as
-fresh forever. These tests show the cache's ``watch_ttl`` bound catching it.
+fresh forever. These tests show the cache's ``watch_ttl`` bound catching it,
+and what an idle stager costs Consul with the defaults.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-
-pytest.importorskip("consul", reason="the consul extra (py-consul) is not installed")
+from _integration import need_module
 
 from registry_config.discovery.caching import CachingBackend
 from registry_config.discovery.consul import ConsulBackend
@@ -21,6 +21,12 @@ from registry_config.errors import DiscoveryUnavailable
 from registry_config.testing.consul import ConsulSimulator
 
 QUERY = ServiceQuery("docker_registry", default_port=8080)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _py_consul() -> None:
+    """The backend needs the consul extra: without it, skip (or fail under REGISTRY_CONFIG_REQUIRE_INTEGRATION=1)."""
+    need_module("consul", package="'registry-config[consul]'")
 
 
 class Clock:
@@ -34,7 +40,8 @@ class Clock:
         self.now += seconds
 
 
-def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+def _until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll until ``condition`` holds; the deadline only bounds a failing test."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -61,17 +68,41 @@ def _plain_reads(sim: ConsulSimulator) -> int:
 
 
 def test_steady_state_costs_no_round_trip(sim: ConsulSimulator) -> None:
-    with CachingBackend(_consul(sim), ttl=0.01, watch_ttl=60.0) as cache:
+    clock = Clock()
+    with CachingBackend(_consul(sim), ttl=0.01, watch_ttl=60.0, clock=clock) as cache:
         assert cache.discover(QUERY).endpoints == ("10.244.2.6:8080", "10.244.2.7:8080")
         _until(lambda: len(sim.requests) >= 3)  # the watcher's first read, then a blocking query
         sim.register("docker_registry", "10.244.2.8", node="cell-3")
-        _until(lambda: len(cache.discover(QUERY)) == 3)
+        _until(lambda: len(cache.discover(QUERY)) == 3)  # only the watcher can bring it: the clock stands still
         reads = _plain_reads(sim)
         for _ in range(500):
             assert len(cache.discover(QUERY)) == 3
-        time.sleep(0.1)  # ten ttl's
+        clock.advance(50)  # five thousand ttl's, still within watch_ttl
         assert len(cache.discover(QUERY)) == 3
         assert _plain_reads(sim) == reads == 2  # the first discover and the watch's first read
+
+
+def test_an_idle_stager_costs_at_most_one_request_a_minute_with_the_defaults(sim: ConsulSimulator) -> None:
+    """Defaults throughout; the cache's clock runs ten minutes of continuous planning while Consul is idle.
+
+    The watch holds one blocking query (5 minutes by default, so it cannot
+    return within the test); every other request is the cache's own re-check.
+    """
+    clock = Clock()
+    with CachingBackend(ConsulBackend(sim.url), clock=clock) as cache:
+        cache.discover(QUERY)
+        _until(lambda: any(r.param("index") is not None for r in sim.requests))
+        blocking = [r for r in sim.requests if r.param("index") is not None]
+        assert [r.param("wait") for r in blocking] == ["300s"]
+        start = len(sim.requests)
+        for _ in range(600 * 4):  # a plan every quarter of a second for ten minutes
+            clock.advance(0.25)
+            assert len(cache.discover(QUERY)) == 2
+        spent = len(sim.requests) - start
+        # One re-check per watch_ttl (120 s): 5 in ten minutes, half the goal of one a minute; and they do
+        # happen (an outage the watch hides is noticed).
+        assert 4 <= spent <= 6
+        assert all(r.param("index") is None for r in sim.requests[start:])
 
 
 def test_an_outage_the_watch_hides_is_caught_within_watch_ttl(sim: ConsulSimulator) -> None:
@@ -101,12 +132,13 @@ def test_an_outage_the_watch_hides_is_caught_within_watch_ttl(sim: ConsulSimulat
 @pytest.mark.parametrize("fault", ["drop", "hang", "503", "garbage"])
 def test_faults_during_a_refresh_serve_the_last_snapshot(sim: ConsulSimulator, fault: str) -> None:
     clock = Clock()
-    with CachingBackend(_consul(sim), ttl=1.0, max_stale=60.0, background=False, clock=clock) as cache:
+    timeout = 0.5
+    with CachingBackend(_consul(sim, timeout=timeout), ttl=1.0, max_stale=60.0, background=False, clock=clock) as cache:
         good = cache.discover(QUERY)
         if fault == "drop":
             sim.drop(times=5)
         elif fault == "hang":
-            sim.hang(seconds=2.0, times=5)  # longer than the backend's 0.5 s timeout: a slow answer
+            sim.hang(seconds=30.0, times=5)  # far longer than the backend's timeout: a slow answer
         elif fault == "503":
             sim.fail(503, "rpc error: too many requests", times=5)
         else:
@@ -114,7 +146,7 @@ def test_faults_during_a_refresh_serve_the_last_snapshot(sim: ConsulSimulator, f
         clock.advance(2)
         started = time.monotonic()
         found = cache.discover(QUERY)
-        assert time.monotonic() - started < 1.5  # bounded by the backend's timeout
+        assert time.monotonic() - started < 3 * timeout + 2  # bounded by the backend's timeout
         assert found.stale
         assert found.instances == good.instances
         assert found.warnings[-1].startswith("discovery failed: Consul at ")

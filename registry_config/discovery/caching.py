@@ -16,14 +16,21 @@ The trap in that design is a watch that backs off silently on errors (as
 :func:`~registry_config.discovery.backend.poll_watch` does): it yields
 nothing during an outage, which looks exactly like "nothing changed", and the
 cache would serve an outdated snapshot as fresh forever. So a snapshot the
-watch delivered counts as fresh for ``watch_ttl`` seconds only (default 60 s,
-never less than ``ttl``); past that, the next query verifies it with one
-ordinary ``discover`` (still one at a time), which either renews it or
-starts the stale-serving path above. The steady state costs one round trip
-per ``watch_ttl`` per query instead of one per plan, and an outage that the
-watch hides is noticed within ``watch_ttl``. A watch that raises or ends is
-restarted with a backoff, and until it delivers again the cache refreshes
-actively every ``ttl``.
+watch delivered counts as fresh for ``watch_ttl`` seconds only (default
+120 s, never less than ``ttl``); past that, the next query verifies it with
+one ordinary ``discover`` (still one at a time), which either renews it or
+starts the stale-serving path above. An outage that the watch hides is
+noticed within ``watch_ttl``. A watch that raises or ends is restarted with
+a backoff, and until it delivers again the cache refreshes actively every
+``ttl``.
+
+What an idle stager costs the discovery service (plans keep coming, nothing
+changes): one re-check per ``watch_ttl`` plus whatever the watch itself asks.
+Over a :class:`~registry_config.discovery.consul.ConsulBackend` with its
+defaults (one blocking query per 5 minutes) that is 60/120 + 60/300 = 0.7
+requests a minute, under the one a minute a fleet of thousands can afford
+(``benchmarks/fleet.py`` measures it). ``watch_ttl`` trades that cost
+against how soon a hidden outage is noticed.
 """
 
 from __future__ import annotations
@@ -137,8 +144,9 @@ class CachingBackend(BackendBase):
     ``background`` runs the backend's ``watch`` in a daemon thread per query
     to keep the cache current; by default it does so when the backend has a
     native change feed (:func:`has_native_watch`). ``watch_ttl`` bounds how
-    long a watched snapshot counts as fresh without news (see the module
-    docstring for why). ``clock`` is for tests.
+    long a watched snapshot counts as fresh without news, and so how often
+    an idle cache asks the backend itself (see the module docstring for
+    why). ``clock`` is for tests.
 
     Thread-safe: every caller gets one whole immutable snapshot, and at most
     one ``discover`` per query is in flight at a time.
@@ -151,7 +159,7 @@ class CachingBackend(BackendBase):
         ttl: float = 5.0,
         max_stale: float = 300.0,
         background: bool | None = None,
-        watch_ttl: float = 60.0,
+        watch_ttl: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (("ttl", ttl), ("max_stale", max_stale), ("watch_ttl", watch_ttl)):
