@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 import pytest
-from _integration import free_port, need_module
+from _integration import free_port, need_module, unavailable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,6 +71,27 @@ def sim() -> Iterator[ConsulSimulator]:
 def _no_consul_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in CONSUL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _every_backend_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every backend a test made, so that no pooled socket is left to the garbage collector.
+
+    A backend kept alive by a caught exception's traceback (a reference
+    cycle) would otherwise close its sockets only when the cyclic collector
+    runs, in a later test, as a ResourceWarning.
+    """
+    made: list[ConsulBackend] = []
+    original = ConsulBackend.__init__
+
+    def init(self: ConsulBackend, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(ConsulBackend, "__init__", init)
+    yield
+    for consul_backend in made:
+        consul_backend.close()
 
 
 def backend(sim: ConsulSimulator, **kwargs: object) -> ConsulBackend:
@@ -1137,20 +1158,21 @@ def test_token_precedence(sim: ConsulSimulator, monkeypatch: pytest.MonkeyPatch,
     assert backend(sim, token=TOKEN).has_token  # an explicit token does not even read the variables
 
 
-def test_consul_tls_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_consul_tls_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tls_ca: Any) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("not read until a request")
+    tls_ca.cert_pem.write_to_path(str(ca))
+    issued = tls_ca.issue_cert("stager.example")
     client = tmp_path / "client.pem"
-    client.write_text("x")
     key = tmp_path / "client.key"
-    key.write_text("x")
+    issued.cert_chain_pems[0].write_to_path(str(client))
+    issued.private_key_pem.write_to_path(str(key))
     monkeypatch.setenv("CONSUL_CACERT", str(ca))
     monkeypatch.setenv("CONSUL_CLIENT_CERT", str(client))
     monkeypatch.setenv("CONSUL_CLIENT_KEY", str(key))
     settings_ = ConsulBackend("https://127.0.0.1:8501")._settings
     assert (settings_.verify, settings_.cert) == (str(ca), (str(client), str(key)))
-    explicit = ConsulBackend("https://127.0.0.1:8501", verify=True, cert=str(client))._settings
-    assert (explicit.verify, explicit.cert) == (True, str(client))
+    explicit = ConsulBackend("https://127.0.0.1:8501", verify=True, cert=(str(client), str(key)))._settings
+    assert (explicit.verify, explicit.cert) == (True, (str(client), str(key)))
     monkeypatch.setenv("CONSUL_HTTP_SSL_VERIFY", "false")
     assert ConsulBackend("https://127.0.0.1:8501")._settings.verify is False
     monkeypatch.setenv("CONSUL_HTTP_SSL_VERIFY", "maybe")
@@ -1164,6 +1186,13 @@ def test_consul_tls_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.delenv("CONSUL_CLIENT_CERT")
     with pytest.raises(InvalidInput, match="CONSUL_CLIENT_KEY is set without CONSUL_CLIENT_CERT"):
         ConsulBackend("https://127.0.0.1:8501")
+
+
+def test_a_ca_file_that_is_not_pem_is_refused_when_the_backend_is_made(tmp_path: Path) -> None:
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(InvalidInput, match="cannot set up TLS"):
+        ConsulBackend("https://127.0.0.1:8501", verify=str(garbage))
 
 
 def test_from_url_options(sim: ConsulSimulator, tmp_path: Path) -> None:
@@ -1331,22 +1360,31 @@ def test_watch_uses_blocking_queries_not_a_busy_loop(sim: ConsulSimulator) -> No
     assert {r.param("wait") for r in _blocking(sim)} == {"0.3s"}
 
 
-def test_the_watch_waits_five_minutes_by_default(canned: Canned) -> None:
-    """Consul's own default: an idle watch costs one request per five minutes."""
+def test_the_watch_waits_five_minutes_by_default_and_stops_while_held(canned: Canned) -> None:
+    """Consul's default wait (an idle watch costs one request per five minutes), and a prompt stop.
+
+    The server holds the blocking query and never lets go: the watch can
+    only end because the stopping side closes the connection.
+    """
     canned.answer = lambda request: (
         (200, {"X-Consul-Index": "7"}, b"[]") if request.param("index") is None else (200, {}, HOLD)
     )
     stop = threading.Event()
     seen: list[Discovery] = []
-    thread = _collect(ConsulBackend(canned.url), ServiceQuery("r"), stop, seen)
+    errors: list[BaseException] = []
+    consul_backend = ConsulBackend(canned.url, token=TOKEN)
+    thread = _collect(consul_backend, ServiceQuery("r"), stop, seen, errors)
     try:
         assert canned.holding.wait(30)
+        stop.set()
+        thread.join(timeout=30)
+        assert not thread.is_alive()  # while the server still holds the query
     finally:
         stop.set()
-        canned.close()  # the transport has no stop yet: closing the server releases the held query
-        thread.join(timeout=30)
+    assert errors == []
     blocking = [r for r in canned.requests if r.param("index") is not None]
     assert [(r.param("index"), r.param("wait")) for r in blocking] == [("7", "300s")]
+    assert len(seen) == 1
 
 
 def test_token_bucket_burst_then_one_per_interval() -> None:
@@ -1554,6 +1592,160 @@ def test_watch_drops_an_instance_whose_check_fails(sim: ConsulSimulator) -> None
         stop.set()
         thread.join(timeout=30)
     assert ips(seen[1]) == ["10.0.0.1"]
+
+
+# -- the transport: bounded, no redirect, no proxy, IPv6 -------------------------------------------------------------
+
+
+def test_a_redirect_is_not_followed_and_the_token_does_not_travel(canned: Canned) -> None:
+    elsewhere = Canned()
+    try:
+        target = f"{elsewhere.url}/v1/health/service/r?token={TOKEN}"
+        canned.serve(302, "", {"Location": target})
+        with pytest.raises(DiscoveryProtocolError) as caught:
+            ConsulBackend(canned.url, token=TOKEN).discover(ServiceQuery("r"))
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.close()
+    message = str(caught.value)
+    assert "a redirect to" in message
+    assert elsewhere.url in message
+    assert "HTTP 302" in message
+    assert not any(_leaks(text) for text in _texts_of(caught.value))
+    assert canned.requests[0].header("X-Consul-Token") == TOKEN  # sent to the agent only
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"])
+def test_proxy_variables_are_not_honoured(canned: Canned, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    proxy = Canned()
+    try:
+        monkeypatch.setenv(variable, proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        ConsulBackend(canned.url, token=TOKEN).discover(ServiceQuery("r"))
+        assert proxy.requests == []
+    finally:
+        proxy.close()
+    assert len(canned.requests) == 1
+
+
+def test_an_answer_above_max_response_bytes_is_refused(canned: Canned) -> None:
+    entry = json.dumps({"Address": "10.0.0.1", "ServicePort": 80})
+    canned.serve(200, "[" + ",".join([entry] * 40_000) + "]")
+    with pytest.raises(DiscoveryProtocolError, match="max_response_bytes=1048576"):
+        ConsulBackend(canned.url, passing_only=False, max_response_bytes=1024 * 1024).discover(ServiceQuery("r"))
+    from_url = ConsulBackend.from_url(f"consul://{canned.url.partition('//')[2]}?passing=false&max_response_bytes=1024")
+    with pytest.raises(DiscoveryProtocolError, match="max_response_bytes=1024;"):
+        from_url.discover(ServiceQuery("r"))
+    assert len(ConsulBackend(canned.url, passing_only=False).discover(ServiceQuery("r"))) == 1
+
+
+class _RawServer:
+    """A one-connection-at-a-time TCP server that plays ``script(connection)``: for what HTTP servers won't send."""
+
+    def __init__(self, script: Callable[[socket.socket], None]) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.05)  # accept() looks at _closing this often
+        self._closing = threading.Event()
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._script = script
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            try:
+                connection, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connection.settimeout(None)
+            with connection, contextlib.suppress(OSError):
+                connection.recv(65536)
+                self._script(connection)
+
+    def wait(self, seconds: float) -> bool:
+        return self._closing.wait(seconds)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._sock.close()
+        self._thread.join(timeout=30)
+
+
+def test_a_drip_fed_answer_ends_at_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One byte every 0.2 s: each read is quick, the whole is not; timeout bounds the whole request."""
+
+    def drip(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nX-Consul-Index: 7\r\nContent-Length: 100000\r\n\r\n[")
+        for _ in range(1000):
+            connection.sendall(b" ")
+            if server.wait(0.2):
+                return
+
+    server = _RawServer(drip)
+    timeout = 1.0
+    try:
+        started = time.monotonic()
+        with pytest.raises(DiscoveryUnavailable, match="no answer within 1s") as caught:
+            ConsulBackend(server.url, timeout=timeout).discover(ServiceQuery("r"))
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert elapsed < 3 * timeout + 2
+    assert "may have no leader" in str(caught.value)
+
+
+def test_a_garbled_status_line_echoing_the_token_is_typed_and_redacted() -> None:
+    def garble(connection: socket.socket) -> None:
+        connection.sendall(f"HTTP/1.1 2OO {TOKEN}\r\n\r\n".encode())
+
+    server = _RawServer(garble)
+    try:
+        with pytest.raises(DiscoveryProtocolError) as caught:
+            ConsulBackend(server.url, token=TOKEN).discover(ServiceQuery("r"))
+    finally:
+        server.close()
+    assert "not well-formed HTTP" in str(caught.value)
+    assert not any(_leaks(text) for text in _texts_of(caught.value))
+
+
+@pytest.fixture
+def canned_v6() -> Iterator[Canned]:
+    try:
+        server = Canned("::1")
+    except OSError as exc:
+        unavailable(f"no IPv6 loopback here ({exc})")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_an_ipv6_agent_url_works_end_to_end(canned_v6: Canned) -> None:
+    canned_v6.answer = lambda request: (
+        (200, {"X-Consul-Index": "7"}, b'[{"Address": "fd00::7", "ServicePort": 5000}]')
+        if request.param("index") is None
+        else (200, {}, HOLD)
+    )
+    assert canned_v6.url.startswith("http://[::1]:")
+    consul_backend = ConsulBackend(canned_v6.url, passing_only=False)
+    assert consul_backend.url == canned_v6.url
+    assert consul_backend.discover(ServiceQuery("r")).endpoints == ("[fd00::7]:5000",)
+    from_url = ConsulBackend.from_url(f"consul://{canned_v6.url.partition('//')[2]}?passing=false")
+    assert from_url.discover(ServiceQuery("r")).endpoints == ("[fd00::7]:5000",)
+    stop = threading.Event()
+    seen: list[Discovery] = []
+    thread = _collect(consul_backend, ServiceQuery("r"), stop, seen)
+    try:
+        assert canned_v6.holding.wait(30)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert [s.endpoints for s in seen] == [("[fd00::7]:5000",)]
+    assert canned_v6.requests[0].header("Host") == canned_v6.url.partition("//")[2]
 
 
 # -- HTTPS ------------------------------------------------------------------------------------------------------

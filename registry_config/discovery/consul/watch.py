@@ -101,7 +101,8 @@ def watch_service(
 
     The first error propagates (there is nothing to stage from yet), and so
     does a :class:`DiscoveryQueryError` at any time; other errors are logged
-    and retried with exponential backoff up to ``max_backoff`` seconds. An
+    and retried with exponential backoff (1 s, 2 s, 4 s... up to ``max_backoff``
+    seconds) instead of the token bucket. An
     error that the stop signal caused ends the watch quietly.
     """
     signal: StopSignal = stop if stop is not None else Never()
@@ -117,7 +118,10 @@ def watch_service(
     yield last
     index = _usable(last.index)
     failures = 0
-    while bucket.take(signal):
+    while True:
+        # A retry has waited its backoff already; an ordinary query waits for the bucket.
+        if signal.is_set() if failures else not bucket.take(signal):
+            return
         try:
             current = fetch(index or None, signal)
         except DiscoveryQueryError:
@@ -126,7 +130,7 @@ def watch_service(
             if signal.is_set():
                 return
             failures += 1
-            delay = min(max_backoff, max(interval, 0.25) * 2 ** min(failures - 1, 16))
+            delay = min(max_backoff, 2.0 ** min(failures - 1, 16))  # 1 s, 2 s, 4 s...
             delay *= random.uniform(0.8, 1.0)  # noqa: S311 (spreading retries, not a secret)
             log.warning(
                 "consul watch of service %r at %s failed (%s); retrying in %.1fs", query.name, where, exc, delay
