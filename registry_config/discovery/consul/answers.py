@@ -130,7 +130,7 @@ def raise_for_status(
         elif "No cluster leader" in text:
             hint = (
                 "the servers have no leader (lost quorum?): check the Consul servers, or use "
-                "consistency='stale', which any server answers without a leader"
+                "consistency='stale' (any server answers it, without a leader)"
             )
         raise DiscoveryUnavailable(f"{where}: Consul failed (HTTP {code}: {said}); {hint}")
     raise DiscoveryProtocolError(f"{where}: Consul answered HTTP {code} ({said}); check the agent URL")

@@ -190,7 +190,8 @@ class ConsulBackend(BackendBase):
             ("filter", self.filter, None),
         ):
             if value != default:
-                options.append(f"{name}={quote(value, secrets=self._secrets, limit=120)}")
+                shown = quote(value, secrets=self._secrets, limit=120) if isinstance(value, str) else repr(value)
+                options.append(f"{name}={shown}")
         return f"ConsulBackend({', '.join(options)})"
 
     def close(self) -> None:

@@ -145,8 +145,8 @@ def timeout_hint(stale: bool) -> str:
         return "check that the agent is up and not overloaded, or raise timeout="
     return (
         "the cluster may have no leader (a default or consistent read waits for one, up to the servers' "
-        "rpc_hold_timeout of 7 s, then fails): check the Consul servers, or use consistency='stale', which any "
-        "server answers without a leader; else check that the agent is up and not overloaded, or raise timeout="
+        "rpc_hold_timeout of 7 s, then fails): check the Consul servers, or use consistency='stale' (any server "
+        "answers it, without a leader); else check that the agent is up and not overloaded, or raise timeout="
     )
 
 
@@ -245,7 +245,7 @@ class ConsulTransport:
         if isinstance(exc, TransportConnectionError):
             return DiscoveryUnavailable(
                 f"{where}: cannot connect or the connection was dropped ({_reason(exc)}); check that a Consul "
-                f"agent listens there and the network between ({exc})"
+                "agent listens there and the network between"
             )
         return DiscoveryProtocolError(
             f"{where}: the answer is not well-formed HTTP; check that the URL points at a Consul agent ({exc})"
