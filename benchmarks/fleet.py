@@ -26,7 +26,7 @@ request log counts what they cost:
 Then the stop: a ``ConsulBackend.watch`` (defaults) is started, its
 blocking query held by the simulator, and ``stop`` set; the time until the
 watch returns is measured (median and worst of several), as is closing all
-the caches of the large fleet at once.
+each cache of the large fleet (its watcher held).
 
 The goals (``docs/performance.md``, "Fleet"): at most 1 request per stager
 per minute when idle; a watch stops in under 1 s.
@@ -72,7 +72,7 @@ def _held(sim: ConsulSimulator) -> int:
     return sum(1 for request in sim.requests if request.param("index") is not None)
 
 
-def fleet(stagers: int, window: float, **consul_options: float) -> dict[str, float]:
+def fleet(stagers: int, window: float, pause: float = 0.01, **consul_options: float) -> dict[str, float]:
     """Requests per stager per minute of ``stagers`` idle stagers planning for ``window`` seconds."""
     watch_ttl = consul_options.pop("watch_ttl", None)
     with ConsulSimulator() as sim:
@@ -98,7 +98,7 @@ def fleet(stagers: int, window: float, **consul_options: float) -> dict[str, flo
                     for cache in caches:
                         build_plan(SPEC, cache)
                         plans += 1
-                    done.wait(0.01)  # a breath between rounds: the machine is shared
+                    done.wait(pause)  # a breath between rounds: the machine is shared
 
             driver = threading.Thread(target=plan_continuously, daemon=True)
             started = time.monotonic()
@@ -109,10 +109,11 @@ def fleet(stagers: int, window: float, **consul_options: float) -> dict[str, flo
             elapsed = time.monotonic() - started
             spent = len(sim.requests) - startup
         finally:
-            closing = time.monotonic()
+            closes = []
             for cache in caches:
+                closing = time.monotonic()
                 cache.close()
-            closed = time.monotonic() - closing
+                closes.append(time.monotonic() - closing)
     return {
         "stagers": stagers,
         "window": elapsed,
@@ -120,7 +121,8 @@ def fleet(stagers: int, window: float, **consul_options: float) -> dict[str, flo
         "startup_per_stager": startup / stagers,
         "requests": spent,
         "per_stager_per_minute": spent / stagers / (elapsed / 60),
-        "close_all": closed,
+        "close_median": statistics.median(closes),
+        "close_worst": max(closes),
     }
 
 
@@ -153,17 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--window", type=float, default=30.0, help="seconds of idle planning per fleet (30)")
     parser.add_argument("--large", type=int, default=100, help="stagers in the large fleet (100)")
+    parser.add_argument("--pause", type=float, default=0.01, help="seconds between two rounds of plans (0.01)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s windows, 5 stagers")
     args = parser.parse_args(argv)
     window, large = (3.0, 5) if args.quick else (args.window, args.large)
 
-    print(f"Python {platform.python_version()} on {platform.machine()}, {platform.system()}; window {window:g} s")
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, {platform.system()}; window {window:g} s, "
+        f"a round of plans every {args.pause:g} s"
+    )
     rows = [
-        ("defaults", fleet(1, window)),
-        ("defaults", fleet(large, window)),
+        ("defaults", fleet(1, window, args.pause)),
+        ("defaults", fleet(large, window, args.pause)),
         (
             "former defaults (wait 1 s, watch_ttl 60 s)",
-            fleet(1, window, watch_wait=1.0, watch_min_interval=0.2, watch_ttl=60.0),
+            fleet(1, window, args.pause, watch_wait=1.0, watch_min_interval=0.2, watch_ttl=60.0),
         ),
     ]
     print()
@@ -194,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     large_row = rows[1][1]
     print(
-        f"| closing {large_row['stagers']:.0f} caches at once (each watcher held) | | "
-        f"{large_row['close_all'] * 1000:.0f} ms | |"
+        f"| closing a cache (its watcher held), each of {large_row['stagers']:.0f} "
+        f"| {large_row['close_median'] * 1000:.0f} ms | {large_row['close_worst'] * 1000:.0f} ms "
+        f"| {_verdict(large_row['close_worst'] < GOAL_STOP)} |"
     )
     return 0
 

@@ -1697,6 +1697,25 @@ def test_a_drip_fed_answer_ends_at_the_timeout(monkeypatch: pytest.MonkeyPatch) 
     assert "may have no leader" in str(caught.value)
 
 
+def test_an_endless_answer_is_cut_at_max_response_bytes() -> None:
+    """No Content-Length, a body until the server closes: read up to the ceiling, never buffered whole."""
+
+    def endless(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nX-Consul-Index: 7\r\nConnection: close\r\n\r\n[")
+        chunk = b'{"Address": "10.0.0.1", "ServicePort": 80},' * 1000
+        while not server.wait(0):
+            connection.sendall(chunk)
+
+    server = _RawServer(endless)
+    try:
+        with pytest.raises(DiscoveryProtocolError, match="larger than max_response_bytes=2097152"):
+            ConsulBackend(server.url, passing_only=False, max_response_bytes=2 * 1024 * 1024).discover(
+                ServiceQuery("r")
+            )
+    finally:
+        server.close()
+
+
 def test_a_garbled_status_line_echoing_the_token_is_typed_and_redacted() -> None:
     def garble(connection: socket.socket) -> None:
         connection.sendall(f"HTTP/1.1 2OO {TOKEN}\r\n\r\n".encode())
