@@ -1561,6 +1561,37 @@ def test_watch_retries_later_errors_with_backoff(sim: ConsulSimulator, caplog: p
     assert all(gap >= 0.05 * 0.8 for gap in gaps)
 
 
+def test_a_watch_logs_and_retries_hostile_answers(canned: Canned, caplog: pytest.LogCaptureFixture) -> None:
+    """A hostile index or a body nested too deep is a protocol error: logged and retried, not the watch's end."""
+    caplog.set_level(logging.WARNING, logger="registry_config.discovery.consul")
+    answers = iter(
+        [
+            (200, {"X-Consul-Index": "5"}, b'[{"Address": "10.0.0.1", "ServicePort": 80}]'),
+            (200, {"X-Consul-Index": "\u00b2"}, b"[]"),
+            (200, {"X-Consul-Index": "9" * 5000}, b"[]"),
+            (200, {"X-Consul-Index": "6"}, b"[" * 100_000 + b"]" * 100_000),
+            (200, {"X-Consul-Index": "7"}, b'[{"Address": "10.0.0.2", "ServicePort": 80}]'),
+        ]
+    )
+    canned.answer = lambda request: next(answers, (200, {}, HOLD))
+    stop = threading.Event()
+    seen: list[Discovery] = []
+    errors: list[BaseException] = []
+    consul_backend = ConsulBackend(canned.url, passing_only=False, watch_min_interval=0.0, watch_max_backoff=0.05)
+    thread = _collect(consul_backend, ServiceQuery("r"), stop, seen, errors)
+    try:
+        _wait_for(lambda: len(seen) == 2)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert errors == []
+    assert [s.endpoints for s in seen] == [("10.0.0.1:80",), ("10.0.0.2:80",)]
+    retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retried) == 3
+    assert "X-Consul-Index '\u00b2'" in retried[0]
+    assert "nests deeper" in retried[2]
+
+
 def test_watch_of_an_unchanged_service_stays_quiet(sim: ConsulSimulator) -> None:
     sim.register("r", "10.0.0.1", port=80)
     stop = threading.Event()
