@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
 from .address import format_host
 from .credentials import Credentials
 from .errors import InvalidInput
+from .files import write_atomically
 from .spec import RegistrySpec
 
-__all__ = ["auth_names", "render_auth_json"]
+__all__ = ["auth_names", "render_auth_json", "write_auth_json"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -170,3 +173,28 @@ def render_auth_json(
         return json.dumps(data, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"existing auth.json cannot be written back ({str(exc)[:120]})") from None
+
+
+def write_auth_json(path: str | os.PathLike[str], source: AuthSource, credentials: Credentials) -> Path:
+    """Merge ``credentials`` into the auth file at ``path`` (created if missing); return the path written.
+
+    The file is replaced atomically and is never left wider than mode 0600
+    (a new one is 0600): it holds a password. A file that cannot be read or
+    merged into raises :class:`~registry_config.errors.InvalidInput` and is
+    left untouched.
+    """
+    where = os.fspath(path)
+    try:
+        existing: bytes | None = Path(where).read_bytes()
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise InvalidInput(f"auth file {where!r}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = render_auth_json(source, credentials, existing=existing)
+    except InvalidInput as exc:
+        raise InvalidInput(f"auth file {where!r}: {exc}") from None
+    try:
+        return write_atomically(where, text, private=True)
+    except OSError as exc:
+        raise InvalidInput(f"auth file {where!r}: cannot write it ({exc.strerror or exc})") from None
