@@ -27,6 +27,7 @@ import tarfile
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,18 +35,24 @@ from typing import Any
 import attrs
 import pytest
 import requests
+import urllib3
 from _integration import free_port, need_program
-from _registry import RunningRegistry, _self_signed, _wait_until_listening
+from _registry import RunningRegistry, _wait_until_listening
 
 __all__ = [
     "PASSWORD",
     "USER",
+    "Deployed",
     "Pushed",
+    "Pusher",
     "TokenIssuer",
+    "htpasswd_registry",
     "push_image",
     "push_index",
+    "replica_pair",
     "run_registry",
     "token_issuer",
+    "token_registry",
     "write_htpasswd",
 ]
 
@@ -318,8 +325,14 @@ class Pusher:
     auth: tuple[str, str] | None = None
     token: str | None = None
 
-    def _session(self) -> requests.Session:
-        session = requests.Session()
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        """A session for one push step; the unverified pushes (self-signed flavour) do not warn."""
+        with warnings.catch_warnings(), requests.Session() as session:
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            yield self._setup(session)
+
+    def _setup(self, session: requests.Session) -> requests.Session:
         session.trust_env = False  # no proxy, no REQUESTS_CA_BUNDLE: the test says how to verify
         session.verify = self.verify
         if self.auth is not None:
@@ -430,7 +443,66 @@ def push_index(
     return Pushed(digest, index, OCI_INDEX, tuple(children))
 
 
+# -- module-scoped registries (import them into the test module that needs them) ---------------------------
+
+
+@attrs.frozen
+class Deployed:
+    """A running registry, how to reach it, and what the test pushed to it (by name)."""
+
+    registry: RunningRegistry
+    url: str
+    images: dict[str, Pushed] = attrs.field(factory=dict, eq=False)
+    issuer: TokenIssuer | None = None
+
+
 @pytest.fixture(scope="module")
-def self_signed_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate and key for localhost and 127.0.0.1."""
-    return _self_signed(tmp_path_factory.mktemp("self-signed"))
+def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """Plain HTTP with htpasswd (Basic) auth; ``team/app:1.0`` (an index) pushed as ``USER``."""
+    tmp = tmp_path_factory.mktemp("registry-htpasswd")
+    htpasswd = write_htpasswd(tmp / "htpasswd")
+    with run_registry(tmp / "registry", flavour="htpasswd", htpasswd=htpasswd) as registry:
+        url = f"http://127.0.0.1:{registry.port}"
+        pusher = Pusher(url, auth=(USER, PASSWORD))
+        deployed = Deployed(registry, url)
+        deployed.images["team/app:1.0"] = push_index(pusher, "team/app", "1.0")
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """Plain HTTP with token auth from a :class:`TokenIssuer`; ``team/app:1.0`` and ``public/app:1.0`` pushed."""
+    tmp = tmp_path_factory.mktemp("registry-token")
+    with token_issuer(tmp / "issuer") as issuer:
+        bundle = tmp / "issuer" / "token-signer.pem"
+        with run_registry(tmp / "registry", flavour="token", token=(issuer.realm, bundle)) as registry:
+            url = f"http://127.0.0.1:{registry.port}"
+            pusher = Pusher(url, token=issuer.mint([("team/app", ["pull", "push"]), ("public/app", ["pull", "push"])]))
+            deployed = Deployed(registry, url, issuer=issuer)
+            deployed.images["team/app:1.0"] = push_image(pusher, "team/app", "1.0", marker="token-private")
+            deployed.images["public/app:1.0"] = push_image(pusher, "public/app", "1.0", marker="token-public")
+            yield deployed
+
+
+@pytest.fixture(scope="module")
+def replica_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployed, Deployed]]:
+    """Two instances of one registry (plain HTTP), in sync for ``team/app:1.0`` and not for the rest.
+
+    ``2.0`` points to different content on each; ``3.0`` is on the first only.
+    """
+    tmp = tmp_path_factory.mktemp("registry-replicas")
+    with (
+        run_registry(tmp / "first", flavour="http") as first,
+        run_registry(tmp / "second", flavour="http") as second,
+    ):
+        pair = []
+        for registry, name in ((first, "first"), (second, "second")):
+            url = f"http://127.0.0.1:{registry.port}"
+            pusher = Pusher(url)
+            deployed = Deployed(registry, url)
+            deployed.images["team/app:1.0"] = push_index(pusher, "team/app", "1.0", marker="same")
+            deployed.images["team/app:2.0"] = push_image(pusher, "team/app", "2.0", marker=f"drift-{name}")
+            if name == "first":
+                deployed.images["team/app:3.0"] = push_image(pusher, "team/app", "3.0", marker="only-first")
+            pair.append(deployed)
+        yield pair[0], pair[1]
