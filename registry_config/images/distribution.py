@@ -23,6 +23,7 @@ retry, from ``Retry-After``), anything else and every transport failure
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
 import urllib.parse
@@ -32,7 +33,7 @@ import attrs
 
 from ..credentials import Credentials
 from ..errors import ImageNotFoundError, ProbeError, RegistryAuthError
-from ..http import HttpClient, HttpResponse, TransportError, TransportTLSError
+from ..http import HttpClient, HttpResponse, TransportConnectionError, TransportError, TransportTLSError
 from ..redact import quote
 from .challenge import Challenge, parse_challenges
 from .manifest import ACCEPT, compute_digest, is_digest, media_type_of
@@ -71,6 +72,12 @@ def _retry_after(value: str | None) -> str:
     if when is not None:
         return f"retry after {when.isoformat()} (Retry-After)"
     return f"retry later (Retry-After: {quote(text, limit=40)})"
+
+
+def _head_mishandled(exc: ProbeError) -> bool:
+    """A HEAD answer cut short for want of the body it announced (which a HEAD answer never has)."""
+    cause = exc.__cause__
+    return isinstance(cause, TransportConnectionError) and isinstance(cause.__cause__, http.client.IncompleteRead)
 
 
 def _error_codes(body: bytes) -> list[tuple[str, str]]:
@@ -391,8 +398,17 @@ class DistributionClient:
         """
         path = f"/v2/{repository}/manifests/{reference}"
         if not want_body:
-            head = self._request("HEAD", path, repository)
-            if head.status != 404:  # a 404's error code (which part is unknown) is in a GET's body only
+            try:
+                head: HttpResponse | None = self._request("HEAD", path, repository)
+            except ProbeError as exc:
+                if not _head_mishandled(exc):
+                    raise
+                # Something on the way (a proxy; a transport) took the Content-Length of the HEAD answer for a
+                # body that never came: the GET below gives the same answer, with the body to hash.
+                log.debug("%s: HEAD %s mishandled (%s); asking with GET", self.where, path, exc)
+                head = None
+            # A 404's error code (which of repository and tag is unknown) is in a GET's body only.
+            if head is not None and head.status != 404:
                 self._check(head, path, repository, reference)
                 header = (head.headers.get("Docker-Content-Digest") or "").strip()
                 if is_digest(header):
