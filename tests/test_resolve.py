@@ -46,6 +46,7 @@ from registry_config import (
     resolve_image,
 )
 from registry_config.egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard
+from registry_config.images.resolve import check_login
 
 __all__ = [  # fixtures imported for pytest, named so that linters see them used
     "ca_registry",
@@ -328,3 +329,31 @@ def test_an_unreachable_instance_is_skipped_unless_every_instance_is_asked(
     every_dead = build_plan(RegistrySpec.from_url(f"http://{dead}"), StaticBackend([dead]), guard=LOOPBACK)
     with pytest.raises(ProbeError, match=f"{dead}.*refused"):
         resolve_image(every_dead, "team/app:1.0", timeout=5)
+
+
+# -- the login alone (what a probe asks) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["htpasswd_registry", "token_registry"])
+def test_check_login_tells_an_accepted_login_from_a_missing_or_refused_one(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    deployed: Deployed = request.getfixturevalue(fixture)
+    address = deployed.url.removeprefix("http://")
+    assert check_login(deployed.url, LOGIN) == address
+    wrong = Credentials(USER, PASSWORD + "-wrong")
+    with pytest.raises(RegistryAuthError, match="refused the credentials of user 'alice'") as refused:
+        check_login(deployed.url, wrong)
+    _assert_no_secret(refused.value)
+    if fixture == "htpasswd_registry":
+        with pytest.raises(RegistryAuthError, match="asks for a Basic login and no credentials"):
+            check_login(deployed.url)
+    else:
+        # An anonymous token lets anybody through GET /v2/ (distribution checks the token, not its access).
+        assert check_login(deployed.url) == address
+
+
+def test_check_login_on_an_open_registry(http_registry: RunningRegistry) -> None:
+    url = f"http://127.0.0.1:{http_registry.port}"
+    assert check_login(url) == f"127.0.0.1:{http_registry.port}"
+    assert check_login(url, LOGIN) == f"127.0.0.1:{http_registry.port}"  # a login nobody asked for is harmless

@@ -545,3 +545,14 @@ def test_warnings_are_errors_here() -> None:
     # pytest runs with filterwarnings=error: a stray RegistryConfigWarning in the tests above would fail them.
     with pytest.raises(RegistryConfigWarning):
         warnings.warn("x", RegistryConfigWarning, stacklevel=1)
+
+
+@given(st.text(max_size=40) | st.sampled_from(["app", "a/b:1", "a@sha256:" + "0" * 64, "x:5000/a", ":", "@", "/"]))
+def test_any_reference_text_ends_in_a_library_error(text: str) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connection refused, at once
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        with pytest.raises((InvalidImageReference, ProbeError)):
+            resolve_image(url, text, timeout=2)

@@ -31,6 +31,7 @@ from collections.abc import MutableMapping
 
 import attrs
 
+from ..address import format_host_port
 from ..credentials import Credentials
 from ..errors import ImageNotFoundError, ProbeError, RegistryAuthError
 from ..http import HttpClient, HttpResponse, TransportConnectionError, TransportError, TransportTLSError
@@ -172,7 +173,7 @@ class DistributionClient:
         except TransportError as exc:
             raise self._transport_error(exc, f"{method} {path} on") from exc
 
-    def _request(self, method: str, path: str, repository: str) -> HttpResponse:
+    def _request(self, method: str, path: str, repository: str | None) -> HttpResponse:
         response = self._send(method, path)
         if response.status == 401 and self._login(response, repository):
             response = self._send(method, path)
@@ -182,16 +183,18 @@ class DistributionClient:
             raise self._refused(response, repository)
         return response
 
-    def _refused(self, response: HttpResponse, repository: str) -> RegistryAuthError:
+    def _refused(self, response: HttpResponse, repository: str | None) -> RegistryAuthError:
         detail = self._detail(response)
+        what = f" to read {repository!r}" if repository else ""
         if self._credentials is None:
             return RegistryAuthError(
-                f"{self.where} wants a login to read {repository!r}{detail}; give credentials "
+                f"{self.where} wants a login{what}{detail}; give credentials "
                 "(credentials=Credentials(...), or --credentials-file)"
             )
+        access = " and the user's access to the repository" if repository else ""
         return RegistryAuthError(
-            f"{self.where} refused the credentials of user {self._credentials.username!r} for {repository!r}"
-            f"{detail}; check the user, the password and the user's access to the repository"
+            f"{self.where} refused the credentials of user {self._credentials.username!r}"
+            f"{' for ' + repr(repository) if repository else ''}{detail}; check the user, the password{access}"
         )
 
     def _detail(self, response: HttpResponse) -> str:
@@ -203,7 +206,7 @@ class DistributionClient:
 
     # -- login ----------------------------------------------------------------------------------------------
 
-    def _login(self, response: HttpResponse, repository: str) -> bool:
+    def _login(self, response: HttpResponse, repository: str | None) -> bool:
         """Answer a 401's challenge; ``False`` when it was answered already (the registry refused it)."""
         if self._authorization is not None:
             return False
@@ -217,8 +220,9 @@ class DistributionClient:
             return True
         if basic is not None:
             if self._credentials is None:
+                what = f" to read {repository!r}" if repository else ""
                 raise RegistryAuthError(
-                    f"{self.where} asks for a Basic login to read {repository!r} and no credentials were given; "
+                    f"{self.where} asks for a Basic login{what} and no credentials were given; "
                     "give credentials (credentials=Credentials(...), or --credentials-file)"
                 )
             self._authorization = f"Basic {self._credentials.basic}"
@@ -248,15 +252,15 @@ class DistributionClient:
     def _realm_verify(self, realm: urllib.parse.SplitResult) -> bool | str:
         """Check the realm's certificate as a Docker client would: unverified only where the registry is."""
         default = 443 if realm.scheme == "https" else 80
-        realm_address = f"{realm.hostname}:{realm.port or default}"
+        realm_address = format_host_port(realm.hostname or "", realm.port or default)
         if self._verify is False and realm_address == self._registry_address:
             return False
         return self._ca_bundle if self._ca_bundle is not None else True
 
-    def _token(self, challenge: Challenge, repository: str) -> str:
+    def _token(self, challenge: Challenge, repository: str | None) -> str:
         realm = self._realm(challenge)
         service = challenge.get("service") or ""
-        scope = challenge.get("scope") or f"repository:{repository}:pull"
+        scope = challenge.get("scope") or (f"repository:{repository}:pull" if repository else "")
         key = (realm.geturl(), service, scope)
         cached = self._tokens.get(key)
         if cached is not None:
@@ -386,6 +390,21 @@ class DistributionClient:
             f"{self.where} answered HTTP {status} {self._quote(response.reason, 60)} for {path}"
             f"{self._detail(response)}; is it a Docker registry (v2 API)?"
         )
+
+    def check_login(self) -> None:
+        """``GET /v2/`` with the login flow: return when the registry lets this client in, raise otherwise.
+
+        A registry without authentication lets everybody in; one with it
+        answers 401 until the login (Basic, or a token got with it) is
+        accepted. Raises :class:`~registry_config.errors.RegistryAuthError`
+        (missing or refused) or :class:`~registry_config.errors.ProbeError`.
+        """
+        response = self._request("GET", "/v2/", None)
+        if response.status != 200:
+            raise ProbeError(
+                f"{self.where} answered GET /v2/ with HTTP {response.status} {self._quote(response.reason, 60)}"
+                f"{self._detail(response)}; is it a Docker registry (v2 API)?"
+            )
 
     def manifest(self, repository: str, reference: str, *, want_body: bool = False) -> ManifestAnswer:
         """The digest and media type of ``repository``'s manifest ``reference`` (a tag or a digest).

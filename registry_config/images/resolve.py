@@ -36,7 +36,7 @@ from ..spec import RegistrySpec, SecurityMode
 from .distribution import DistributionClient, ManifestAnswer, TokenCache
 from .manifest import INDEX_TYPES, Platform, index_entries
 
-__all__ = ["ResolvedImage", "resolve_image"]
+__all__ = ["ResolvedImage", "check_login", "resolve_image"]
 
 DEFAULT_TAG = "latest"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -249,6 +249,32 @@ def _select_platform(
     )
 
 
+def _client(
+    target: _Target,
+    *,
+    spec: RegistrySpec,
+    credentials: Credentials | None,
+    timeout: float,
+    ca_bundle: str | None,
+    tokens: TokenCache,
+) -> DistributionClient:
+    verify: bool | str = False
+    if spec.security is SecurityMode.HTTPS_VERIFIED:
+        verify = ca_bundle if ca_bundle is not None else True
+    return DistributionClient(
+        target.base_url,
+        where=target.label if target.label != spec.address else spec.url,
+        verify=verify,
+        connect_to=target.connect_to,
+        credentials=credentials,
+        timeout=timeout,
+        ca_bundle=ca_bundle,
+        registry_scheme=spec.scheme,
+        registry_address=spec.address,
+        tokens=tokens,
+    )
+
+
 def _ask(
     target: _Target,
     *,
@@ -261,20 +287,8 @@ def _ask(
     ca_bundle: str | None,
     tokens: TokenCache,
 ) -> ManifestAnswer:
-    verify: bool | str = False
-    if spec.security is SecurityMode.HTTPS_VERIFIED:
-        verify = ca_bundle if ca_bundle is not None else True
-    with DistributionClient(
-        target.base_url,
-        where=target.label if target.label != spec.address else spec.url,
-        verify=verify,
-        connect_to=target.connect_to,
-        credentials=credentials,
-        timeout=timeout,
-        ca_bundle=ca_bundle,
-        registry_scheme=spec.scheme,
-        registry_address=spec.address,
-        tokens=tokens,
+    with _client(
+        target, spec=spec, credentials=credentials, timeout=timeout, ca_bundle=ca_bundle, tokens=tokens
     ) as client:
         answer = client.manifest(path, reference)
         if platform is not None:
@@ -400,3 +414,40 @@ def resolve_image(
         first_label,
         {label: answer.digest for label, answer in found.items()},
     )
+
+
+def check_login(
+    source: ResolveSource,
+    credentials: Credentials | None = None,
+    *,
+    timeout: float = 10.0,
+    ca_bundle: str | os.PathLike[str] | None = None,
+) -> str:
+    """Check that the registry lets ``credentials`` in (``GET /v2/`` with the login flow); return who answered.
+
+    The same instances, security mode and login flow as
+    :func:`resolve_image`, without an image: what a probe asks to tell a
+    wrong password from a wrong image. Returns the instance (``ip:port`` or
+    ``host:port``) that accepted the login; raises
+    :class:`~registry_config.errors.RegistryAuthError` when the login is
+    missing or refused, :class:`~registry_config.errors.ProbeError` when no
+    instance can be asked.
+    """
+    spec, instances = _source(source)
+    if credentials is not None and not isinstance(credentials, Credentials):
+        raise InvalidInput(f"credentials must be a Credentials, got {type(credentials).__name__}")
+    seconds = _check_timeout(timeout)
+    bundle = _check_ca_bundle(ca_bundle)
+    tokens: TokenCache = {}
+    failures: list[str] = []
+    for target in _targets(spec, instances):
+        try:
+            with _client(
+                target, spec=spec, credentials=credentials, timeout=seconds, ca_bundle=bundle, tokens=tokens
+            ) as client:
+                client.check_login()
+        except ProbeError as exc:
+            failures.append(str(exc))
+            continue
+        return target.label
+    raise ProbeError("; ".join(failures[:8]))
