@@ -77,9 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.timeout > 0 or args.timeout == float("inf"):
         raise InvalidInput(f"--timeout {args.timeout:g}: give a positive number of seconds")
     credentials = load_credentials(args.credentials_file)
-    plan = plan_from_args(args)
-    for warning in plan.warnings:
-        print(f"registry-config resolve: warning: {warning}", file=sys.stderr)
+    plan = plan_from_args(args)  # its warnings are issued as RegistryConfigWarning, printed by main
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RegistryConfigWarning)
         try:
