@@ -7,6 +7,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+import trustme
 from _registry import (
     REGISTRY_NAME,
     RunningRegistry,
@@ -357,3 +358,53 @@ def test_check_login_on_an_open_registry(http_registry: RunningRegistry) -> None
     url = f"http://127.0.0.1:{http_registry.port}"
     assert check_login(url) == f"127.0.0.1:{http_registry.port}"
     assert check_login(url, LOGIN) == f"127.0.0.1:{http_registry.port}"  # a login nobody asked for is harmless
+
+
+# -- the verified flavour with a token realm over HTTPS ------------------------------------------------------
+
+
+def test_the_token_realm_is_verified_with_the_same_trust_as_the_registry(
+    tmp_path: Path, registry_ca: trustme.CA
+) -> None:
+    leaf, realm_leaf = registry_ca.issue_cert("localhost", REGISTRY_NAME), registry_ca.issue_cert("127.0.0.1")
+    ca_pem = tmp_path / "ca.pem"
+    registry_ca.cert_pem.write_to_path(str(ca_pem))
+    files = {}
+    for name, issued in (("registry", leaf), ("realm", realm_leaf)):
+        cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+        files[name] = (cert, key)
+    with token_issuer(tmp_path / "issuer", tls=files["realm"]) as issuer:
+        bundle = tmp_path / "issuer" / "token-signer.pem"
+        with run_registry(
+            tmp_path / "registry", flavour="ca-token", tls=files["registry"], token=(issuer.realm, bundle)
+        ) as registry:
+            url = f"https://localhost:{registry.port}"
+            pusher = Pusher(url, verify=str(ca_pem), token=issuer.mint([("team/app", ["pull", "push"])]))
+            pushed = push_image(pusher, "team/app", "1.0", marker="ca-token")
+            resolved = resolve_image(url, "team/app:1.0", credentials=LOGIN, ca_bundle=ca_pem)
+            assert resolved.digest == pushed.digest
+            assert issuer.requests_seen[-1][2] == f"Basic {LOGIN.basic}"
+
+
+def test_a_realm_whose_certificate_does_not_verify_gets_no_login(tmp_path: Path, registry_ca: trustme.CA) -> None:
+    # A verified registry whose token realm has a self-signed certificate: the TLS handshake with the realm
+    # fails before any request, so the login is never sent.
+    ca_pem = tmp_path / "ca.pem"
+    registry_ca.cert_pem.write_to_path(str(ca_pem))
+    leaf = registry_ca.issue_cert("localhost")
+    cert, key = tmp_path / "leaf.pem", tmp_path / "leaf.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    with token_issuer(tmp_path / "issuer", tls=_self_signed(tmp_path)) as issuer:
+        token_bundle = tmp_path / "issuer" / "token-signer.pem"
+        with run_registry(
+            tmp_path / "registry", flavour="ca-token", tls=(cert, key), token=(issuer.realm, token_bundle)
+        ) as registry:
+            url = f"https://localhost:{registry.port}"
+            with pytest.raises(ProbeError, match="certificate does not verify") as caught:
+                resolve_image(url, "team/app:1.0", credentials=LOGIN, ca_bundle=ca_pem)
+            assert "token realm" in str(caught.value)
+            _assert_no_secret(caught.value)
+        assert issuer.requests_seen == []
