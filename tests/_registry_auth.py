@@ -22,6 +22,7 @@ import hashlib
 import http.server
 import io
 import json
+import socket
 import subprocess
 import tarfile
 import threading
@@ -37,7 +38,7 @@ import pytest
 import requests
 import urllib3
 from _integration import free_port, need_program
-from _registry import RunningRegistry, _wait_until_listening
+from _registry import RunningRegistry
 
 __all__ = [
     "PASSWORD",
@@ -60,6 +61,7 @@ USER = "alice"
 PASSWORD = "s3cret:with-colon"  # a ':' in a password is allowed (the first ':' separates the user)
 ISSUER = "registry-config-test-issuer"
 SERVICE = "registry.test"
+_START_TIMEOUT = 15.0
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -74,6 +76,7 @@ def _config_text(
     tls: tuple[Path, Path] | None = None,
     htpasswd: Path | None = None,
     token: tuple[str, Path] | None = None,
+    host: str = "127.0.0.1",
 ) -> str:
     """The registry's YAML (written by hand: small, and PyYAML is not a dependency)."""
     lines = [
@@ -88,7 +91,7 @@ def _config_text(
         "  delete:",
         "    enabled: true",
         "http:",
-        f"  addr: 127.0.0.1:{port}",
+        f'  addr: "{host}:{port}"',
         "  secret: registry-config-tests-only",
     ]
     if tls is not None:
@@ -108,6 +111,20 @@ def _config_text(
     return "\n".join(lines) + "\n"
 
 
+def _wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int, log_path: Path) -> None:
+    """Poll (with a deadline) until the registry accepts connections; fail with its log if it exits or never does."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)  # polling a port with a deadline, not synchronisation by sleep
+    log = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
+    state = f"exited with {process.returncode}" if process.poll() is not None else "did not listen in time"
+    pytest.fail(f"docker-registry on [{host}]:{port} {state}; its log ends with:\n{log}")
+
+
 @contextlib.contextmanager
 def run_registry(
     tmp: Path,
@@ -117,18 +134,20 @@ def run_registry(
     ca_pem: Path | None = None,
     htpasswd: Path | None = None,
     token: tuple[str, Path] | None = None,
+    ipv6: bool = False,
 ) -> Iterator[RunningRegistry]:
-    """Start docker-registry with this configuration; always stop it (by its PID)."""
+    """Start docker-registry with this configuration (on ``[::1]`` with ``ipv6``); always stop it (by its PID)."""
     program = need_program("docker-registry", package="docker-registry")
     tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port("::1" if ipv6 else "127.0.0.1")
     config = tmp / "config.yml"
-    config.write_text(_config_text(tmp, port, tls=tls, htpasswd=htpasswd, token=token))
+    host = "[::1]" if ipv6 else "127.0.0.1"
+    config.write_text(_config_text(tmp, port, tls=tls, htpasswd=htpasswd, token=token, host=host))
     log_path = tmp / "registry.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([program, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_listening(process, port, log_path)
+        _wait_until_listening(process, "::1" if ipv6 else "127.0.0.1", port, log_path)
         yield RunningRegistry(flavour, port, log_path, ca_pem=ca_pem)
     finally:
         process.terminate()

@@ -408,3 +408,16 @@ def test_a_realm_whose_certificate_does_not_verify_gets_no_login(tmp_path: Path,
             assert "token realm" in str(caught.value)
             _assert_no_secret(caught.value)
         assert issuer.requests_seen == []
+
+
+def test_an_ipv6_instance(tmp_path: Path) -> None:
+    with run_registry(tmp_path, flavour="http-v6", ipv6=True) as registry:
+        endpoint = f"[::1]:{registry.port}"
+        pushed = push_image(Pusher(f"http://{endpoint}"), "team/app", "1.0", marker="v6")
+        guard = EgressGuard((*DEFAULT_ALLOWED_NETWORKS, "::1/128"))
+        plan = build_plan(RegistrySpec.from_url(f"http://{endpoint}"), StaticBackend([endpoint]), guard=guard)
+        resolved = resolve_image(plan, f"{endpoint}/team/app:1.0", all_instances=True)
+    assert resolved.digest == pushed.digest
+    assert resolved.instance == endpoint
+    assert resolved.pinned == f"{endpoint}/team/app@{pushed.digest}"
+    assert resolved.reference.registry == endpoint
