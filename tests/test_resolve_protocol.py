@@ -556,3 +556,28 @@ def test_any_reference_text_ends_in_a_library_error(text: str) -> None:
         url = f"http://127.0.0.1:{closed.getsockname()[1]}"
         with pytest.raises((InvalidImageReference, ProbeError)):
             resolve_image(url, text, timeout=2)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 429, 500, 502])
+def test_a_server_that_reflects_the_login_everywhere_never_gets_it_into_a_message(status: int) -> None:
+    """Reason phrase, headers and body all echo the password and the Basic value: none reaches the error."""
+    secret_bits = f"{LOGIN.password} Basic {LOGIN.basic} Authorization: Basic {LOGIN.basic}"
+
+    def script(method: str, path: str, headers: dict[str, str]) -> Answer:
+        body = {"errors": [{"code": secret_bits, "message": secret_bits}]}
+        answer_headers = {
+            "Retry-After": LOGIN.password,
+            "WWW-Authenticate": f'Basic realm="{LOGIN.password}"' if "authorization" not in headers else secret_bits,
+            "Docker-Content-Digest": LOGIN.password,
+        }
+        if path.endswith("/tags/list"):
+            return 200, {}, json.dumps({"tags": [LOGIN.password, secret_bits]}).encode()
+        return status, answer_headers, json.dumps(body).encode()
+
+    with serve(script) as server, pytest.raises((ProbeError, RegistryAuthError, ImageNotFoundError)) as caught:
+        resolve_image(server.url, "team/app:1.0", credentials=LOGIN)
+    seen: BaseException | None = caught.value
+    while seen is not None:
+        assert LOGIN.password not in str(seen)
+        assert LOGIN.basic not in str(seen)
+        seen = seen.__cause__ or seen.__context__

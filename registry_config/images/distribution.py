@@ -27,7 +27,7 @@ import http.client
 import json
 import logging
 import urllib.parse
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 
 import attrs
 
@@ -59,7 +59,7 @@ class ManifestAnswer:
     body: bytes | None = attrs.field(default=None, repr=False)
 
 
-def _retry_after(value: str | None) -> str:
+def _retry_after(value: str | None, secrets: Sequence[str] = ()) -> str:
     """The words for when to retry: from delta-seconds or an HTTP date, or 'later'."""
     if not value:
         return "retry later (the registry gave no Retry-After)"
@@ -72,7 +72,7 @@ def _retry_after(value: str | None) -> str:
         when = None
     if when is not None:
         return f"retry after {when.isoformat()} (Retry-After)"
-    return f"retry later (Retry-After: {quote(text, limit=40)})"
+    return f"retry later (Retry-After: {quote(text, secrets=secrets, limit=40)})"
 
 
 def _head_mishandled(exc: ProbeError) -> bool:
@@ -382,7 +382,7 @@ class DistributionClient:
         if status == 429:
             raise ProbeError(
                 f"{self.where} is rate-limiting requests (HTTP 429 Too Many Requests); "
-                f"{_retry_after(response.headers.get('Retry-After'))}"
+                f"{_retry_after(response.headers.get('Retry-After'), self._secrets)}"
             )
         if status in (301, 302, 303, 307, 308):  # pragma: no cover - the transport refuses redirects first
             raise ProbeError(f"{self.where} redirects {path}; registries answer manifests directly")
