@@ -111,7 +111,8 @@ def serve(script: Script) -> Iterator[Server]:
         do_GET = do_HEAD = _answer
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the loop's next look, and hypothesis starts many servers.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield Server(server.server_address[1], seen)
@@ -335,6 +336,9 @@ def test_a_realm_that_answers_badly(answer: Answer, error: type[Exception], word
         ('Bearer realm="ftp://example/token"', LOGIN, "is not an http"),
         ('Bearer realm="http://user:pw@127.0.0.1:1/token"', LOGIN, "user-info"),
         ('Bearer service="x"', None, "is not an http"),
+        ('Bearer realm="http://bad host:1/token"', LOGIN, "cannot be asked"),
+        ('Bearer realm="http://[::1/token"', LOGIN, "is not an http"),
+        ('Bearer realm="http://127.0.0.1:99999/token"', LOGIN, "is not an http"),
     ],
 )
 def test_challenges_that_cannot_be_answered(challenge: str, credentials: Credentials | None, words: str) -> None:
@@ -581,3 +585,23 @@ def test_a_server_that_reflects_the_login_everywhere_never_gets_it_into_a_messag
         assert LOGIN.password not in str(seen)
         assert LOGIN.basic not in str(seen)
         seen = seen.__cause__ or seen.__context__
+
+
+_HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80).filter(
+    lambda text: "://" not in text  # no realm naming some host: the test's traffic stays on loopback
+)
+
+
+@given(
+    st.one_of(
+        _HEADER_TEXT,
+        _HEADER_TEXT.map(lambda text: f'Bearer realm="{text}"'),
+        _HEADER_TEXT.map(lambda text: f'Bearer realm="http://127.0.0.1:1/{text}",scope="{text}"'),
+    )
+)
+def test_any_challenge_a_server_sends_ends_in_a_library_error(challenge: str) -> None:
+    def script(method: str, path: str, headers: dict[str, str]) -> Answer:
+        return 401, {"WWW-Authenticate": challenge}, b""
+
+    with serve(script) as server, pytest.raises((RegistryAuthError, ProbeError)):
+        resolve_image(server.url, "team/app:1.0", credentials=LOGIN, timeout=2)

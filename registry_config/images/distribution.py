@@ -282,7 +282,15 @@ class DistributionClient:
             headers["Authorization"] = f"Basic {credentials.basic}"
         base = f"{realm.scheme}://{realm.netloc}"
         realm_words = f"token realm {self._quote(base + realm.path, 120)} of {self.where}"
-        client = HttpClient(base, verify=self._realm_verify(realm), timeout=self._timeout, secrets=tuple(self._secrets))
+        try:
+            client = HttpClient(
+                base, verify=self._realm_verify(realm), timeout=self._timeout, secrets=tuple(self._secrets)
+            )
+        except ValueError as exc:  # a host or port the transport cannot use: the registry's answer is at fault
+            raise RegistryAuthError(
+                f"{self.where} sent a Bearer realm {self._quote(realm.geturl(), 120)} that cannot be asked "
+                f"({self._quote(str(exc), 120)})"
+            ) from None
         try:
             response = client.request("GET", realm.path or "/", params=params, headers=headers)
         except TransportError as exc:
