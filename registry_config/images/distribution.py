@@ -23,7 +23,6 @@ retry, from ``Retry-After``), anything else and every transport failure
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import logging
 import urllib.parse
@@ -34,7 +33,7 @@ import attrs
 from ..address import format_host_port
 from ..credentials import Credentials
 from ..errors import ImageNotFoundError, ProbeError, RegistryAuthError
-from ..http import HttpClient, HttpResponse, TransportConnectionError, TransportError, TransportTLSError
+from ..http import HttpClient, HttpResponse, TransportError, TransportTLSError
 from ..redact import quote
 from .challenge import Challenge, parse_challenges
 from .manifest import ACCEPT, compute_digest, is_digest, media_type_of
@@ -75,10 +74,7 @@ def _retry_after(value: str | None, secrets: Sequence[str] = ()) -> str:
     return f"retry later (Retry-After: {quote(text, secrets=secrets, limit=40)})"
 
 
-def _head_mishandled(exc: ProbeError) -> bool:
-    """A HEAD answer cut short for want of the body it announced (which a HEAD answer never has)."""
-    cause = exc.__cause__
-    return isinstance(cause, TransportConnectionError) and isinstance(cause.__cause__, http.client.IncompleteRead)
+_GENERIC_TYPES = frozenset({"application/octet-stream", "application/json", "text/plain"})
 
 
 def _error_codes(body: bytes) -> list[tuple[str, str]]:
@@ -425,17 +421,9 @@ class DistributionClient:
         """
         path = f"/v2/{repository}/manifests/{reference}"
         if not want_body:
-            try:
-                head: HttpResponse | None = self._request("HEAD", path, repository)
-            except ProbeError as exc:
-                if not _head_mishandled(exc):
-                    raise
-                # Something on the way (a proxy; a transport) took the Content-Length of the HEAD answer for a
-                # body that never came: the GET below gives the same answer, with the body to hash.
-                log.debug("%s: HEAD %s mishandled (%s); asking with GET", self.where, path, exc)
-                head = None
+            head = self._request("HEAD", path, repository)
             # A 404's error code (which of repository and tag is unknown) is in a GET's body only.
-            if head is not None and head.status != 404:
+            if head.status != 404:
                 self._check(head, path, repository, reference)
                 header = (head.headers.get("Docker-Content-Digest") or "").strip()
                 if is_digest(header):
@@ -444,8 +432,12 @@ class DistributionClient:
                             f"{self.where} answered {path} with the digest {self._quote(header, 80)}; a registry "
                             "must serve a digest reference with that digest"
                         )
-                    return ManifestAnswer(header, media_type_of(head.headers.get("Content-Type")))
-                log.debug("%s: no usable Docker-Content-Digest for %s; hashing the body", self.where, path)
+                    media_type = media_type_of(head.headers.get("Content-Type"))
+                    if media_type not in _GENERIC_TYPES:
+                        return ManifestAnswer(header, media_type)
+                    log.debug("%s: HEAD %s names no manifest type; reading it with GET", self.where, path)
+                else:
+                    log.debug("%s: no usable Docker-Content-Digest for %s; hashing the body", self.where, path)
         get = self._request("GET", path, repository)
         self._check(get, path, repository, reference)
         return self._from_body(get, path, reference)
