@@ -35,7 +35,7 @@ __all__ = ["Catalog", "Instance"]
 
 @attrs.frozen
 class Instance:
-    """One service instance as answered: both JSON shapes, encoded once, and what the query parameters test."""
+    """One service instance as answered: both JSON shapes (each encoded once), and what the query parameters test."""
 
     service: str
     service_id: str
@@ -43,11 +43,10 @@ class Instance:
     datacenter: str
     catalog: Mapping[str, Any]
     health: Mapping[str, Any]
-    catalog_json: bytes
-    health_json: bytes
     tags: frozenset[str]  # lowercased: ``?tag=`` matches case-insensitively
     node_meta: Mapping[str, str]
     passing: bool
+    _encoded: dict[str, bytes] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
     def build(cls, service: str, datacenter: str, catalog: Mapping[str, Any], health: Mapping[str, Any]) -> Instance:
@@ -60,15 +59,17 @@ class Instance:
             datacenter=datacenter,
             catalog=catalog,
             health=health,
-            catalog_json=shapes.encode(catalog),
-            health_json=shapes.encode(health),
             tags=frozenset(_tags(catalog, health)),
             node_meta=_node_meta(catalog),
             passing=_passing(health),
         )
 
     def fragment(self, kind: str) -> bytes:
-        return self.catalog_json if kind == "catalog" else self.health_json
+        """The compact JSON of one shape, encoded on first use and kept (the instance never changes)."""
+        encoded = self._encoded.get(kind)
+        if encoded is None:
+            encoded = self._encoded[kind] = shapes.encode(self.shape(kind))
+        return encoded
 
     def shape(self, kind: str) -> Mapping[str, Any]:
         return self.catalog if kind == "catalog" else self.health
@@ -228,6 +229,7 @@ class Catalog:
         meta: Mapping[str, str],
         service_tagged_addresses: Mapping[str, tuple[str, int]] | None,
         status: str,
+        check: bool = True,
     ) -> None:
         """Register (or replace) one instance as an agent does, updating its node; one write."""
         with self.condition:
@@ -266,6 +268,7 @@ class Catalog:
                 modify_index=index,
                 status=status,
                 status_index=index,
+                check=check,
             )
             self._owners[key] = service
             self._build(datacenter, node, service_id)
@@ -337,7 +340,9 @@ class Catalog:
                 service = self._owners[(dc, node_name, sid)]
                 record = self._records.get((dc, node_name, sid))
                 if record is not None:
-                    self._records[(dc, node_name, sid)] = attrs.evolve(record, status=status, status_index=index)
+                    self._records[(dc, node_name, sid)] = attrs.evolve(
+                        record, status=status, status_index=index, check=True
+                    )
                     self._build(dc, node_name, sid)
                 else:
                     instance = self._tables[(dc, service)][(node_name, sid)]

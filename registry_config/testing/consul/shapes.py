@@ -95,6 +95,7 @@ class ServiceRecord:
     modify_index: int
     status: str = "passing"
     status_index: int = 0
+    check: bool = True  # False: registered without a health check (only the node's serfHealth applies)
     maintenance: str | None = None
     maintenance_index: int = 0
 
@@ -146,7 +147,10 @@ def _tagged_json(tagged: Mapping[str, tuple[str, int]]) -> dict[str, dict[str, A
     return {name: {"Address": address, "Port": port} for name, (address, port) in tagged.items()}
 
 
-_PROXY = {"Mode": "", "MeshGateway": {}, "Expose": {}}
+def _proxy() -> dict[str, Any]:
+    return {"Mode": "", "MeshGateway": {}, "Expose": {}}
+
+
 _WEIGHTS = {"Passing": 1, "Warning": 1}
 
 
@@ -203,7 +207,7 @@ def catalog_entry(node: NodeRecord, service: ServiceRecord) -> dict[str, Any]:
         "ServicePort": service.port,
         "ServiceSocketPath": "",
         "ServiceEnableTagOverride": False,
-        "ServiceProxy": copy.deepcopy(_PROXY),
+        "ServiceProxy": _proxy(),
         "ServiceConnect": {},
         "CreateIndex": service.create_index,
         "ModifyIndex": service.modify_index,
@@ -237,7 +241,7 @@ def health_entry(node: NodeRecord, service: ServiceRecord) -> dict[str, Any]:
         "Port": service.port,
         "Weights": dict(_WEIGHTS),
         "EnableTagOverride": False,
-        "Proxy": copy.deepcopy(_PROXY),
+        "Proxy": _proxy(),
         "Connect": {},
         "CreateIndex": service.create_index,
         "ModifyIndex": service.modify_index,
@@ -256,18 +260,21 @@ def health_entry(node: NodeRecord, service: ServiceRecord) -> dict[str, Any]:
             "passing",
             output="Agent alive and reachable",
             index=node.create_index,
-        ),
-        _check(
-            node.name,
-            f"service:{service.id}",
-            f"Service '{service.name}' check",
-            service.status,
-            service_id=service.id,
-            service_name=service.name,
-            service_tags=service.tags,
-            index=service.status_index or service.create_index,
-        ),
+        )
     ]
+    if service.check:
+        checks.append(
+            _check(
+                node.name,
+                f"service:{service.id}",
+                f"Service '{service.name}' check",
+                service.status,
+                service_id=service.id,
+                service_name=service.name,
+                service_tags=service.tags,
+                index=service.status_index or service.create_index,
+            )
+        )
     if node.maintenance is not None:
         checks.append(
             _check(

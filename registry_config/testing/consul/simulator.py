@@ -185,6 +185,7 @@ class ConsulSimulator:
         service_tagged_addresses: Mapping[str, tuple[str, int]] | None = None,
         status: str = "passing",
         datacenter: str | None = None,
+        check: bool = True,
     ) -> str:
         """Register one instance of ``service`` on node ``node`` (address ``address``), as an agent does; return its id.
 
@@ -199,7 +200,8 @@ class ConsulSimulator:
         (``{"wan": (ip, port)}``), to which the agent adds ``lan_ipv4`` and
         ``wan_ipv4`` (``_ipv6``) when ``service_address`` is an IP.
         ``node_meta`` defaults to the agent's ``consul-network-segment``.
-        ``status`` is the service check's (the node's ``serfHealth`` passes).
+        ``status`` is the service check's (the node's ``serfHealth`` passes);
+        ``check=False`` registers the service without a check of its own.
         Registering the same service id on the same node again replaces it;
         a node registered again with another address changes for all its
         services. Every call is one write.
@@ -223,6 +225,7 @@ class ConsulSimulator:
             meta=meta or {},
             service_tagged_addresses=service_tagged_addresses,
             status=status,
+            check=check,
         )
         return service_id
 
