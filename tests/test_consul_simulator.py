@@ -971,6 +971,9 @@ def test_respond_raw_sends_malformed_bodies_with_consul_headers(sim: ConsulSimul
     assert (first.status_code, first.text) == (200, "<html>proxy error</html>")
     assert first.headers["X-Consul-Index"] == str(sim.index)
     assert get(sim, "/v1/catalog/service/r").json() == {"not": "a list"}
+    sim.respond_raw(b"[]", headers={"X-Consul-Index": "0", "X-Extra": "yes"})
+    odd = get(sim, "/v1/catalog/service/r")
+    assert (odd.headers["X-Consul-Index"], odd.headers["X-Extra"], odd.json()) == ("0", "yes", [])
 
 
 def test_delay_answers_late(sim: ConsulSimulator) -> None:

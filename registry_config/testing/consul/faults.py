@@ -29,7 +29,9 @@ class Fault:
     ``seconds``, then answer normally), ``"hang"`` (never answer; the
     connection is closed when the simulator closes or ``seconds`` pass) or
     ``"drop"`` (close the connection without a byte). ``path`` restricts it
-    to requests whose path contains that text.
+    to requests whose path contains that text. ``headers`` are sent with a
+    ``"raw"`` answer after Consul's usual ones, replacing them: a raw answer
+    is what Consul would never send (an ``X-Consul-Index: 0``, say).
     """
 
     kind: str
@@ -38,6 +40,7 @@ class Fault:
     seconds: float | None = None
     content_type: str = "application/json"
     path: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class FaultQueue:

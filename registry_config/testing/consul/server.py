@@ -96,6 +96,7 @@ class Handler(BaseHTTPRequestHandler):
                 answer_headers = {"Content-Type": fault.content_type}
                 if fault.kind == "raw":
                     answer_headers.update({"X-Consul-Index": str(max(1, sim.index)), "X-Consul-KnownLeader": "true"})
+                    answer_headers.update(fault.headers)
                 sim._log.update(slot, status=fault.status, fault=fault.kind, done=True)
                 self._send(fault.status, answer_headers, body)
                 return

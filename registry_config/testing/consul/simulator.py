@@ -388,9 +388,22 @@ class ConsulSimulator:
         content_type: str = "application/json",
         times: int = 1,
         path: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """The next ``times`` requests answer ``body`` as given (not JSON, the wrong shape...) with Consul's headers."""
-        self.inject(Fault("raw", status=status, body=body, content_type=content_type, path=path), times=times)
+        """The next ``times`` requests answer ``body`` as given (not JSON, the wrong shape...) with Consul's headers.
+
+        ``headers`` replace or add to those (``{"X-Consul-Index": "0"}``: what
+        Consul never sends, for a client that must cope with it anyway).
+        """
+        fault = Fault(
+            "raw",
+            status=status,
+            body=body,
+            content_type=content_type,
+            path=path,
+            headers=tuple((headers or {}).items()),
+        )
+        self.inject(fault, times=times)
 
     def delay(self, seconds: float, *, times: int = 1, path: str | None = None) -> None:
         """The next ``times`` requests are answered normally, ``seconds`` late."""
