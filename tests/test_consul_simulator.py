@@ -194,6 +194,13 @@ def test_check_statuses_are_only_consuls_three(sim: ConsulSimulator) -> None:
         sim.set_status(sid, "maintenance")
 
 
+def test_the_status_of_a_verbatim_entry_can_change(sim: ConsulSimulator) -> None:
+    sim.register_entry({"ServiceName": "r", "ServiceID": "r1", "Node": "n", "Address": "10.0.0.1"})
+    assert len(get(sim, "/v1/health/service/r?passing").json()) == 1
+    assert sim.set_status("r1", "critical") == 1
+    assert get(sim, "/v1/health/service/r?passing").json() == []
+
+
 def test_json_is_compact_unless_pretty(sim: ConsulSimulator) -> None:
     # agent/http.go wrap: json.Marshal, or MarshalIndent with four spaces and a newline under ?pretty.
     sim.register("r", "10.0.0.1", meta={"html": "<a&b>"})
@@ -824,6 +831,15 @@ def test_default_acl_policy_header(sim: ConsulSimulator) -> None:
     sim.add_token("secret")
     assert sim.acl_enabled
     assert get(sim, "/v1/catalog/service/r").headers["X-Consul-Default-ACL-Policy"] == "deny"
+
+
+def test_answers_are_kept_per_token_rights_not_per_token_name(sim: ConsulSimulator) -> None:
+    sim.register("r", "10.0.0.1", node="a")
+    sim.register("r", "10.0.0.2", node="b")
+    sim.add_token("narrow", name="same", nodes=["a"])
+    sim.add_token("wide", name="same")
+    assert len(get(sim, "/v1/catalog/service/r", params={"token": "narrow"}).json()) == 1
+    assert len(get(sim, "/v1/catalog/service/r", params={"token": "wide"}).json()) == 2
 
 
 def test_add_token_has_no_knob_for_a_refusal_consul_never_sends(sim: ConsulSimulator) -> None:

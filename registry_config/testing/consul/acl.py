@@ -44,10 +44,6 @@ class Decision:
     token: Token | None  # None: ACLs are off
     presented: bool
 
-    @property
-    def cache_key(self) -> str | None:
-        return None if self.token is None else self.token.name
-
     def filter(self, instances: Sequence[Instance]) -> tuple[list[Instance], bool]:
         """The instances the token may read, and whether the answer says some were hidden."""
         if self.token is None:

@@ -155,12 +155,12 @@ class Catalog:
             return self._extinction[datacenter]
         return self._dc_index.get(datacenter, self._index)
 
-    def instances(self, datacenter: str, service: str) -> tuple[int, list[Instance]]:
-        """The service's index and instances, in Consul's order, read at one instant."""
+    def instances(self, datacenter: str, service: str) -> tuple[int, int, list[Instance]]:
+        """The service's index, the :attr:`epoch` and the instances in Consul's order, read at one instant."""
         with self.condition:
             table = self._tables.get((datacenter, service), {})
             ordered = [table[key] for key in sorted(table, key=_order)]
-            return max(1, self._service_index_locked(datacenter, service)), ordered
+            return max(1, self._service_index_locked(datacenter, service)), self._epoch, ordered
 
     def wait(self, datacenter: str, service: str, above: int, timeout: float, stop: threading.Event) -> None:
         """Hold until the service's index is above ``above``, ``timeout`` passes, the state is replaced or ``stop``."""

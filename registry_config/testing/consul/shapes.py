@@ -333,10 +333,24 @@ def health_from_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
         if source in catalog:
             service[target] = copy.deepcopy(catalog[source])
     node_name = catalog.get("Node", "")
+    service_id = catalog.get("ServiceID", "")
+    tags = catalog.get("ServiceTags")
     return {
         "Node": node,
         "Service": service,
-        "Checks": [_check(node_name, "serfHealth", "Serf Health Status", "passing", index=0)],
+        "Checks": [
+            _check(node_name, "serfHealth", "Serf Health Status", "passing", index=0),
+            _check(
+                node_name,
+                f"service:{service_id}",
+                f"Service '{catalog.get('ServiceName', '')}' check",
+                "passing",
+                service_id=service_id,
+                service_name=catalog.get("ServiceName", ""),
+                service_tags=tags if isinstance(tags, list) else (),
+                index=0,
+            ),
+        ],
     }
 
 

@@ -466,8 +466,8 @@ class ConsulSimulator:
             if self.jitter:
                 timeout += random.uniform(0, timeout / 16)  # noqa: S311 (jitter, not a secret)
             self._catalog.wait(parsed.datacenter, service, parsed.index, timeout, self._closing)
-        index, instances = self._catalog.instances(parsed.datacenter, service)
-        key = (parsed.shape, decision.cache_key, index, self._catalog.epoch)
+        index, epoch, instances = self._catalog.instances(parsed.datacenter, service)
+        key = (parsed.shape, decision, index, epoch)
         with self._answers_lock:
             found = self._answers.get(key)
             if found is not None:
@@ -489,7 +489,7 @@ class ConsulSimulator:
             "X-Consul-LastContact": str(self.last_contact_ms if parsed.stale else 0),
         }
         if parsed.cached:
-            headers.update(self._cache_headers(parsed, decision.cache_key, index))
+            headers.update(self._cache_headers((parsed.shape, decision), index))
         if filtered:
             headers["X-Consul-Results-Filtered-By-ACLs"] = "true"
         return 200, headers, body
@@ -525,9 +525,8 @@ class ConsulSimulator:
             return shapes.encode([item.shape(parsed.kind) for item in instances], pretty=True), filtered
         return shapes.encode_list(item.fragment(parsed.kind) for item in instances), filtered
 
-    def _cache_headers(self, parsed: Query, token: str | None, index: int) -> dict[str, str]:
+    def _cache_headers(self, key: tuple[Any, ...], index: int) -> dict[str, str]:
         """``X-Cache`` (and ``Age`` on a hit) as the agent's cache answers ``?cached`` (http.go ``setCacheMeta``)."""
-        key = (parsed.shape, token)
         now = time.monotonic()
         with self._answers_lock:
             stored = self._agent_cache.get(key)
