@@ -30,6 +30,7 @@ Bodies are compact JSON, as Go's ``json.Marshal`` writes it (``<``, ``>``,
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import json
 import uuid
@@ -100,6 +101,7 @@ class ServiceRecord:
     maintenance_index: int = 0
 
 
+@functools.lru_cache(maxsize=65536)
 def node_id(name: str, datacenter: str) -> str:
     """A stable node UUID, so the same node keeps its ``ID`` across registrations."""
     return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.node.{datacenter}.consul"))
@@ -117,6 +119,7 @@ def default_node_tagged_addresses(address: str) -> dict[str, str]:
     return tagged
 
 
+@functools.lru_cache(maxsize=65536)
 def _family(address: str) -> str | None:
     try:
         parsed = ipaddress.ip_address(address)
