@@ -133,12 +133,6 @@ class Catalog:
         with self.condition:
             return self._index
 
-    @property
-    def epoch(self) -> int:
-        """How many times the state was replaced (:meth:`reset_index`): part of every cache key."""
-        with self.condition:
-            return self._epoch
-
     def __len__(self) -> int:
         with self.condition:
             return sum(len(table) for table in self._tables.values())
@@ -156,7 +150,8 @@ class Catalog:
         return self._dc_index.get(datacenter, self._index)
 
     def instances(self, datacenter: str, service: str) -> tuple[int, int, list[Instance]]:
-        """The service's index, the :attr:`epoch` and the instances in Consul's order, read at one instant."""
+        """The service's index, the epoch (how many times :meth:`reset_index` replaced the state) and the instances
+        in Consul's order, read at one instant."""
         with self.condition:
             table = self._tables.get((datacenter, service), {})
             ordered = [table[key] for key in sorted(table, key=_order)]
