@@ -24,8 +24,10 @@ source it follows:
 - :mod:`.acl`: tokens, filtering by ACL, the headers that say so;
 - :mod:`.faults`: what can be put in place of an answer;
 - :mod:`.recording`: the request log, which never holds a token;
-- :mod:`.server`: the HTTP surface; :mod:`.simulator`: the public API and
-  the order in which a query is answered.
+- :mod:`.server`: the HTTP transport and routing;
+- :mod:`.simulator`: the public API, and the order in which a request is
+  handled (log, faults, parameters, datacenter, leader, token, filter,
+  blocking wait, answer).
 
 ``docs/consul-simulator.md`` lists what it reproduces and what it does not.
 """

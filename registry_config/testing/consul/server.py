@@ -1,13 +1,12 @@
-"""The HTTP surface: a loopback server whose handler records each request, applies faults and routes it.
+"""The HTTP surface: a loopback server that reads a request, hands it to a ``respond`` callable, writes the reply.
 
 Only the two endpoints a stager reads are served (``GET
-/v1/catalog/service/<name>`` and ``GET /v1/health/service/<name>``); the
-answer itself comes from :meth:`ConsulSimulator._answer`. The handler's job is
-what sits around it: the token's precedence (``?token=``, ``X-Consul-Token``,
-``Authorization: Bearer``, agent/http.go ``parseTokenInternal``), a log that
-never holds a token's value, the queued faults, and closing connections
-cleanly when the simulator stops. Nothing is written to stderr: a request
-line may carry ``?token=``.
+/v1/catalog/service/<name>`` and ``GET /v1/health/service/<name>``, see
+:func:`route`); other methods are ``405``. What to answer is decided by the
+callable the server is given (the simulator's); the server's job is the
+transport around it: writing a reply, or closing the connection without
+one (a dropped or hung request, a simulator shutting down), and staying
+silent: a request line may carry ``?token=``, which must not reach stderr.
 """
 
 from __future__ import annotations
@@ -15,38 +14,63 @@ from __future__ import annotations
 import contextlib
 import socket
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .params import token_from
-from .recording import RecordedRequest
+import attrs
 
-if TYPE_CHECKING:
-    from .simulator import ConsulSimulator
+__all__ = ["TEXT", "Reply", "Server", "route", "server_for"]
 
-__all__ = ["Server", "Server6"]
-
-_ENDPOINTS = {"/v1/catalog/service/": "catalog", "/v1/health/service/": "health"}
-_REDACTED_HEADERS = ("x-consul-token", "authorization")
 TEXT = "text/plain; charset=utf-8"
+_ENDPOINTS = (("/v1/catalog/service/", "catalog"), ("/v1/health/service/", "health"))
+
+
+@attrs.frozen
+class Reply:
+    """What to send back: a status, headers and body; ``status=None`` closes the connection without a byte."""
+
+    status: int | None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+
+
+DROP = Reply(None)
+
+Respond = Callable[[str, list[tuple[str, str]], tuple[tuple[str, str], ...]], Reply]
+"""``respond(path, query, headers)``: the query as ``(name, value)`` pairs, the headers as received."""
+
+
+def route(path: str) -> tuple[str, str] | None:
+    """``(kind, service)`` for a service endpoint (the name URL-decoded, as Go's ``URL.Path``), else None."""
+    for prefix, kind in _ENDPOINTS:
+        if path.startswith(prefix):
+            return kind, urllib.parse.unquote(path[len(prefix) :])
+    return None
 
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
-    simulator: ConsulSimulator
+    respond: Respond
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-answer is normal here (timeouts, dropped watches): stay quiet."""
 
 
-class Server6(Server):
+class _Server6(Server):
     address_family = socket.AF_INET6
 
 
-class Handler(BaseHTTPRequestHandler):
+def server_for(host: str, respond: Respond) -> Server:
+    """A server listening on a free port of ``host`` (IPv4 or IPv6), answering with ``respond``."""
+    server = (_Server6 if ":" in host else Server)((host, 0), _Handler)
+    server.respond = respond
+    return server
+
+
+class _Handler(BaseHTTPRequestHandler):
     server: Server
     protocol_version = "HTTP/1.0"
     server_version = "ConsulSimulator"
@@ -58,84 +82,29 @@ class Handler(BaseHTTPRequestHandler):
         """Silent: the request line may carry ``?token=``, which must not reach stderr."""
 
     def do_GET(self) -> None:
-        sim = self.server.simulator
         split = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qsl(split.query, keep_blank_values=True)
-        headers = dict(self.headers.items())
-        secret, source = token_from(query, headers)
-        slot = sim._log.open(
-            RecordedRequest(
-                method="GET",
-                path=split.path,
-                query=tuple((key, "<redacted>" if key == "token" else value) for key, value in query),
-                headers=tuple(
-                    (key, "<redacted>" if key.lower() in _REDACTED_HEADERS else value)
-                    for key, value in self.headers.items()
-                ),
-                token=sim._acl.name_of(secret),
-                token_source=source,
-            )
-        )
-        fault = sim._faults.take(split.path)
-        fault_kind = fault.kind if fault is not None else None
-        if fault is not None:
-            if fault.kind == "drop":
-                sim._log.update(slot, status=None, fault="drop", done=True)
-                self._drop()
-                return
-            if fault.kind == "hang":
-                sim._log.update(slot, status=None, fault="hang", done=False)
-                sim._closing.wait(fault.seconds)
-                sim._log.update(slot, status=None, fault="hang", done=True)
-                self._drop()
-                return
-            if fault.kind == "delay":
-                sim._closing.wait(fault.seconds)
-            elif fault.kind in ("error", "raw"):
-                body = fault.body.encode() if isinstance(fault.body, str) else fault.body
-                answer_headers = {"Content-Type": fault.content_type}
-                if fault.kind == "raw":
-                    answer_headers.update({"X-Consul-Index": str(max(1, sim.index)), "X-Consul-KnownLeader": "true"})
-                    answer_headers.update(fault.headers)
-                sim._log.update(slot, status=fault.status, fault=fault.kind, done=True)
-                self._send(fault.status, answer_headers, body)
-                return
-        kind = next((name for prefix, name in _ENDPOINTS.items() if split.path.startswith(prefix)), None)
-        if kind is None:
-            sim._log.update(slot, status=404, fault=fault_kind, done=True)
-            self._send(404, {"Content-Type": TEXT}, b"404 page not found\n")
+        reply = self.server.respond(split.path, query, tuple(self.headers.items()))
+        if reply.status is None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
             return
-        prefix = next(prefix for prefix, name in _ENDPOINTS.items() if name == kind)
-        service = urllib.parse.unquote(split.path[len(prefix) :])
-        rest = [(key, value) for key, value in query if key != "token"]
-        try:
-            status, answer_headers, body = sim._answer(kind, service, rest, secret)
-        except Exception as exc:  # noqa: BLE001 (a simulator bug shows as a 500 naming it, not as a dropped connection)
-            status, answer_headers = 500, {"Content-Type": TEXT}
-            body = f"ConsulSimulator internal error: {type(exc).__name__}: {exc}".encode()
-        sim._log.update(slot, status=status, fault=fault_kind, done=True)
-        if sim._closing.is_set():
-            self._drop()
-            return
-        self._send(status, answer_headers, body)
+        self._send(reply)
 
     def _not_allowed(self) -> None:
-        self._send(405, {"Content-Type": TEXT, "Allow": "GET"}, b"method not allowed\n")
+        self._send(Reply(405, {"Content-Type": TEXT, "Allow": "GET"}, b"method not allowed\n"))
 
     do_PUT = do_POST = do_DELETE = _not_allowed
 
-    def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    def _send(self, reply: Reply) -> None:
+        assert reply.status is not None
         try:
-            self.send_response(status)
-            for key, value in headers.items():
+            self.send_response(reply.status)
+            for key, value in reply.headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(reply.body)
         except OSError:
             pass  # the client left; Consul does not mind either
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)

@@ -21,9 +21,9 @@ from . import filtering, shapes
 from .acl import Acl
 from .catalog import Catalog, Instance
 from .faults import RATE_LIMITED, Fault, FaultQueue
-from .params import Query, QueryError, parse_query
+from .params import Query, QueryError, parse_query, token_from
 from .recording import RecordedRequest, RequestLog
-from .server import TEXT, Handler, Server, Server6
+from .server import DROP, TEXT, Reply, route, server_for
 
 __all__ = ["DEFAULT_RPC_HOLD_TIMEOUT", "ConsulSimulator"]
 
@@ -78,8 +78,7 @@ class ConsulSimulator:
         self._agent_cache: dict[tuple[Any, ...], tuple[int, float]] = {}
         self._closing = threading.Event()
         self._scheme = "https" if ssl_context is not None else "http"
-        self._server = (Server6 if ":" in host else Server)((host, 0), Handler)
-        self._server.simulator = self
+        self._server = server_for(host, self._respond)
         if ssl_context is not None:
             # The handshake happens in the request's thread, so a client that never completes it stalls no one.
             self._server.socket = ssl_context.wrap_socket(
@@ -432,6 +431,55 @@ class ConsulSimulator:
         self._log.clear()
 
     # -- answering ----------------------------------------------------------------------------------------------
+
+    def _respond(self, path: str, query: list[tuple[str, str]], headers: tuple[tuple[str, str], ...]) -> Reply:
+        """One request, from the log to the reply: its token read, a queued fault applied, then the answer."""
+        secret, source = token_from(query, dict(headers))
+        slot = self._log.open(
+            RecordedRequest(
+                method="GET",
+                path=path,
+                query=tuple((key, "<redacted>" if key == "token" else value) for key, value in query),
+                headers=tuple(
+                    (key, "<redacted>" if key.lower() in ("x-consul-token", "authorization") else value)
+                    for key, value in headers
+                ),
+                token=self._acl.name_of(secret),
+                token_source=source,
+            )
+        )
+        fault = self._faults.take(path)
+        kind = fault.kind if fault is not None else None
+        if fault is not None and fault.kind == "drop":
+            self._log.update(slot, status=None, fault="drop", done=True)
+            return DROP
+        if fault is not None and fault.kind == "hang":
+            self._log.update(slot, status=None, fault="hang", done=False)
+            self._closing.wait(fault.seconds)
+            self._log.update(slot, status=None, fault="hang", done=True)
+            return DROP
+        if fault is not None and fault.kind == "delay":
+            self._closing.wait(fault.seconds)
+        if fault is not None and fault.kind in ("error", "raw"):
+            body = fault.body.encode() if isinstance(fault.body, str) else fault.body
+            fault_headers = {"Content-Type": fault.content_type}
+            if fault.kind == "raw":
+                fault_headers.update({"X-Consul-Index": str(max(1, self.index)), "X-Consul-KnownLeader": "true"})
+                fault_headers.update(fault.headers)
+            self._log.update(slot, status=fault.status, fault=fault.kind, done=True)
+            return Reply(fault.status, fault_headers, body)
+        endpoint = route(path)
+        if endpoint is None:
+            self._log.update(slot, status=404, fault=kind, done=True)
+            return Reply(404, {"Content-Type": TEXT}, b"404 page not found\n")
+        rest = [(key, value) for key, value in query if key != "token"]
+        try:
+            status, answer_headers, body = self._answer(*endpoint, rest, secret)
+        except Exception as exc:  # noqa: BLE001 (a simulator bug shows as a 500 naming it, not as a dropped connection)
+            status, answer_headers = 500, {"Content-Type": TEXT}
+            body = f"ConsulSimulator internal error: {type(exc).__name__}: {exc}".encode()
+        self._log.update(slot, status=status, fault=kind, done=True)
+        return DROP if self._closing.is_set() else Reply(status, answer_headers, body)
 
     def _answer(
         self, kind: str, service: str, query: list[tuple[str, str]], token: str | None
