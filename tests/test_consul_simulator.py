@@ -310,6 +310,19 @@ def test_parse_duration_reads_go_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
+GO_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@given(
+    parts=st.lists(st.tuples(st.integers(0, 10**5), st.sampled_from(sorted(GO_UNITS))), min_size=1, max_size=4),
+    sign=st.sampled_from(["", "-", "+"]),
+)
+def test_composed_go_durations_parse(parts: list[tuple[int, str]], sign: str) -> None:
+    text = sign + "".join(f"{number}{unit}" for number, unit in parts)
+    expected = sum(number * GO_UNITS[unit] for number, unit in parts) * (-1 if sign == "-" else 1)
+    assert parse_duration(text) == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("text", ["", "s", "5x", "5s junk", "1s2", "ms", "10", ".s", "-", "5 s", "1e3s", "9999999h"])
 def test_parse_duration_refuses_what_go_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
