@@ -31,6 +31,7 @@ DEFAULT_RPC_HOLD_TIMEOUT = 7.0
 """Seconds a server keeps retrying a read while there is no leader (``rpc_hold_timeout``, agent/config default)."""
 
 _CACHE_SIZE = 256
+"""Query shapes (and tokens) whose latest answer is kept: one body each, the one for the current index."""
 
 
 class ConsulSimulator:
@@ -73,7 +74,10 @@ class ConsulSimulator:
         self._acl = Acl()
         self._faults = FaultQueue()
         self._log = RequestLog()
-        self._answers: collections.OrderedDict[tuple[Any, ...], tuple[bytes, bool]] = collections.OrderedDict()
+        # (query shape, token) -> (service index, epoch, body, filtered by ACLs): only the latest answer of each.
+        self._answers: collections.OrderedDict[tuple[Any, ...], tuple[int, int, bytes, bool]] = (
+            collections.OrderedDict()
+        )
         self._answers_lock = threading.Lock()
         self._agent_cache: dict[tuple[Any, ...], tuple[int, float]] = {}
         self._closing = threading.Event()
@@ -515,18 +519,19 @@ class ConsulSimulator:
                 timeout += random.uniform(0, timeout / 16)  # noqa: S311 (jitter, not a secret)
             self._catalog.wait(parsed.datacenter, service, parsed.index, timeout, self._closing)
         index, epoch, instances = self._catalog.instances(parsed.datacenter, service)
-        key = (parsed.shape, decision, index, epoch)
+        key = (parsed.shape, decision)
         with self._answers_lock:
-            found = self._answers.get(key)
-            if found is not None:
+            kept = self._answers.get(key)
+            if kept is not None:
                 self._answers.move_to_end(key)
-        if found is None:
-            found = self._encode(parsed, instances, decision.filter, predicate)
+        if kept is not None and kept[:2] == (index, epoch):
+            body, filtered = kept[2:]
+        else:
+            body, filtered = self._encode(parsed, instances, decision.filter, predicate)
             with self._answers_lock:
-                self._answers[key] = found
+                self._answers[key] = (index, epoch, body, filtered)
                 while len(self._answers) > _CACHE_SIZE:
                     self._answers.popitem(last=False)
-        body, filtered = found
         headers = {
             "Content-Type": "application/json",
             "Vary": "Accept-Encoding",
