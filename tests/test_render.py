@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
-from registry_config.errors import InvalidInput, RegistryConfigError
+from registry_config.errors import InvalidInput, RegistryConfigError, RegistryConfigWarning
 from registry_config.plan import StagingPlan, plan_from_discovery
 from registry_config.policy import InsecurityPolicy
 from registry_config.render import (
@@ -60,7 +60,8 @@ def test_daemon_json_merge_keeps_every_other_key_and_order() -> None:
         '{"log-driver": "journald", "insecure-registries": ["10.244.2.7:8080", "old.example:5000"],'
         ' "registry-mirrors": ["https://mirror.example"], "features": {"buildkit": true}}'
     )
-    text = render_daemon_json(_plan(f"http://{CONSUL_URL}"), existing=existing)
+    with pytest.warns(RegistryConfigWarning, match="left out 'docker_registry.service.dc1.consul:8080'"):
+        text = render_daemon_json(_plan(f"http://{CONSUL_URL}"), existing=existing)
     data = json.loads(text)
     assert list(data) == ["log-driver", "insecure-registries", "registry-mirrors", "features"]
     assert data["log-driver"] == "journald"
@@ -70,18 +71,23 @@ def test_daemon_json_merge_keeps_every_other_key_and_order() -> None:
     assert data["insecure-registries"] == ["10.244.2.7:8080", "old.example:5000", "10.244.2.6:8080"]
     assert text.endswith("}\n")
     # Rendering again over its own output changes nothing: deterministic and deduplicated.
-    assert render_daemon_json(_plan(f"http://{CONSUL_URL}"), existing=text) == text
+    with pytest.warns(RegistryConfigWarning):
+        assert render_daemon_json(_plan(f"http://{CONSUL_URL}"), existing=text) == text
 
 
-def test_daemon_json_leaves_out_names_dockerd_refuses(caplog: pytest.LogCaptureFixture) -> None:
+def test_daemon_json_leaves_out_names_dockerd_refuses() -> None:
     policy = InsecurityPolicy.from_entries(
         ["docker_registry.service.consul:8080", "ok-name.consul:8080", "10.0.0.1:80"]
     )
-    data = json.loads(render_daemon_json(policy))
+    with pytest.warns(RegistryConfigWarning) as caught:
+        data = json.loads(render_daemon_json(policy))
     assert data["insecure-registries"] == ["10.0.0.1:80", "ok-name.consul:8080"]
-    assert "docker_registry.service.consul:8080" in caplog.text
+    (warning,) = caught
+    assert str(warning.message).startswith("daemon.json: left out 'docker_registry.service.consul:8080': dockerd")
+    assert warning.filename == __file__, "the warning points at the caller"
     # An operator's own entry is theirs: kept as it is.
-    kept = json.loads(render_daemon_json(policy, existing={"insecure-registries": ["my_host:1"]}))
+    with pytest.warns(RegistryConfigWarning):
+        kept = json.loads(render_daemon_json(policy, existing={"insecure-registries": ["my_host:1"]}))
     assert kept["insecure-registries"][0] == "my_host:1"
 
 
@@ -166,21 +172,59 @@ def test_containerd_self_signed_registry_skips_verification_and_names_a_ca() -> 
         }
 
 
-def test_containerd_verified_registry_and_the_default_port() -> None:
-    (hosts_file,) = render_containerd_hosts(_plan("https://registry.example"))
-    assert hosts_file.directory == "registry.example"
-    data = tomllib.loads(hosts_file.content)
-    assert data == {
-        "server": "https://registry.example",
-        "host": {"https://registry.example": {"capabilities": ["pull", "resolve"]}},
-    }
+def test_containerd_verified_registry_on_the_default_port_under_both_names() -> None:
+    # containerd looks up "registry.example" for registry.example/app and "registry.example:443" for
+    # registry.example:443/app: both directories, each naming the server as the reference does.
+    files = render_containerd_hosts(_plan("https://registry.example"))
+    assert [hosts_file.directory for hosts_file in files] == ["registry.example:443", "registry.example"]
+    for directory, data in _parsed(files).items():
+        url = f"https://{directory}"
+        assert data == {"server": url, "host": {url: {"capabilities": ["pull", "resolve"]}}}
 
 
-def test_containerd_extra_entries_of_a_verified_plan_are_insecure() -> None:
-    files = render_containerd_hosts(_plan("https://registry.example:5000", extra=("legacy.example:5001",)))
+@pytest.mark.parametrize(("url", "port"), [("http://registry.example", 80), ("https://registry.example:443", 443)])
+def test_every_renderer_writes_both_default_port_forms(url: str, port: int) -> None:
+    plan = _plan(url, skip=url.startswith("https"))
+    names = {"registry.example", f"registry.example:{port}", "10.244.2.6", f"10.244.2.6:{port}"}
+    assert names <= set(json.loads(render_daemon_json(plan))["insecure-registries"])
+    assert names <= {f.directory for f in render_containerd_hosts(plan)}
+    assert names <= {r["location"] for r in tomllib.loads(render_registries_conf(plan))["registry"]}
+
+
+def test_containerd_extra_entries_of_a_verified_plan_get_dockers_fallback() -> None:
+    # The extra's flavour is unknown: https without verification first, then http, as Docker does.
+    files = render_containerd_hosts(
+        _plan("https://registry.example:5000", extra=("legacy.example:5001",)), ca="/etc/ssl/ca.pem"
+    )
     data = _parsed(files)
-    assert data["registry.example:5000"]["host"]["https://registry.example:5000"].get("skip_verify") is None
-    assert data["legacy.example:5001"]["host"]["https://legacy.example:5001"]["skip_verify"] is True
+    own = data["registry.example:5000"]
+    assert own["host"] == {
+        "https://registry.example:5000": {"capabilities": ["pull", "resolve"], "ca": "/etc/ssl/ca.pem"}
+    }
+    legacy = data["legacy.example:5001"]
+    assert list(legacy["host"]) == ["https://legacy.example:5001", "http://legacy.example:5001"]
+    assert legacy["host"]["https://legacy.example:5001"] == {"capabilities": ["pull", "resolve"], "skip_verify": True}
+    assert legacy["host"]["http://legacy.example:5001"] == {"capabilities": ["pull", "resolve"]}
+    assert legacy["server"] == "http://legacy.example:5001"
+
+
+def test_an_insecure_plans_own_instances_stay_in_its_flavour_and_extras_fall_back() -> None:
+    data = _parsed(render_containerd_hosts(_plan("http://10.244.2.6:8080", extra=("10.0.0.9:5000",))))
+    assert list(data["10.244.2.7:8080"]["host"]) == ["http://10.244.2.7:8080"]
+    assert list(data["10.0.0.9:5000"]["host"]) == ["https://10.0.0.9:5000", "http://10.0.0.9:5000"]
+
+
+def test_an_ipv6_registry_is_written_so_containerd_1_6_can_read_it() -> None:
+    # go-toml v1 (containerd 1.6) cuts [host."http://[fd00::1]:5000"] at the first ']': no table headers.
+    (hosts_file,) = render_containerd_hosts(_plan("http://[fd00::1]:5000"))[:1]
+    assert '\n[host]\n"http://[fd00::1]:5000" = { capabilities = ["pull", "resolve"] }\n' in hosts_file.content
+    assert "[host." not in hosts_file.content
+
+
+@pytest.mark.parametrize("ca", ["ca.pem", "./certs/ca.pem", "", "line\nbreak", 5])
+def test_a_ca_path_containerd_would_misread_is_refused(ca: object) -> None:
+    with pytest.raises(InvalidInput, match="CA path"):
+        render_containerd_hosts(_plan("https://registry.example"), ca=ca)  # type: ignore[arg-type]
 
 
 def test_containerd_from_a_policy_leaves_networks_out_and_takes_the_mode_asked_for() -> None:
@@ -188,24 +232,20 @@ def test_containerd_from_a_policy_leaves_networks_out_and_takes_the_mode_asked_f
     default = _parsed(render_containerd_hosts(policy))
     assert set(default) == {"[fd00::1]:5000", "registry.example"}
     assert default["[fd00::1]:5000"]["host"]["https://[fd00::1]:5000"]["skip_verify"] is True
+    assert default["[fd00::1]:5000"]["server"] == "http://[fd00::1]:5000"
     plain = _parsed(render_containerd_hosts(policy, security=SecurityMode.HTTP))
     assert plain["registry.example"]["server"] == "http://registry.example"
-
-
-def test_containerd_refuses_a_ca_that_is_not_a_path() -> None:
-    with pytest.raises(InvalidInput, match="containerd ca"):
-        render_containerd_hosts(_plan("https://registry.example"), ca="line\nbreak")
 
 
 # registries.conf
 
 
-def test_registries_conf_lists_each_registry_insecure() -> None:
-    text = render_registries_conf(_plan(f"http://{CONSUL_URL}"))
-    assert text.count("[[registry]]") == 3
+def test_registries_conf_lists_each_registry_insecure_but_names_it_refuses() -> None:
+    with pytest.warns(RegistryConfigWarning, match=f"registries.conf: left out '{CONSUL_URL}': Podman"):
+        text = render_registries_conf(_plan(f"http://{CONSUL_URL}"))
+    assert text.count("[[registry]]") == 2
     assert tomllib.loads(text) == {
         "registry": [
-            {"location": CONSUL_URL, "insecure": True},
             {"location": "10.244.2.6:8080", "insecure": True},
             {"location": "10.244.2.7:8080", "insecure": True},
         ]
@@ -214,7 +254,12 @@ def test_registries_conf_lists_each_registry_insecure() -> None:
 
 def test_registries_conf_of_a_verified_registry() -> None:
     data = tomllib.loads(render_registries_conf(_plan("https://registry.example:443")))
-    assert data == {"registry": [{"location": "registry.example", "insecure": False}]}
+    assert data == {
+        "registry": [
+            {"location": "registry.example:443", "insecure": False},
+            {"location": "registry.example", "insecure": False},
+        ]
+    }
 
 
 def test_registries_conf_names_the_networks_it_cannot_hold() -> None:

@@ -16,6 +16,7 @@ else:  # pragma: no cover (Python 3.10)
     import tomli as tomllib
 
 URL = "http://10.244.2.6:8080"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 INSTANCES = ["--instance", "10.244.2.7", "--instance", "10.244.2.6"]
 
 
@@ -33,11 +34,79 @@ def test_docker_merges_into_an_existing_daemon_json(tmp_path: Path, capsys: pyte
 
 def test_containerd_written_under_output_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", URL, "--for", "containerd", *INSTANCES, "--output-dir", str(tmp_path)]) == 0
-    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("hosts.toml"))
-    assert written == ["10.244.2.6:8080/hosts.toml", "10.244.2.7:8080/hosts.toml"]
-    data = tomllib.loads((tmp_path / "10.244.2.7:8080" / "hosts.toml").read_text())
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == [
+        "etc/containerd/certs.d/10.244.2.6:8080/hosts.toml",
+        "etc/containerd/certs.d/10.244.2.7:8080/hosts.toml",
+    ]
+    data = tomllib.loads((tmp_path / "etc/containerd/certs.d/10.244.2.7:8080/hosts.toml").read_text())
     assert data["server"] == "http://10.244.2.7:8080"
-    assert f"wrote {tmp_path / '10.244.2.6:8080' / 'hosts.toml'}" in capsys.readouterr().out
+    assert f"wrote {tmp_path / 'etc/containerd/certs.d/10.244.2.6:8080/hosts.toml'}" in capsys.readouterr().out
+
+
+def test_output_dir_writes_every_runtime_and_the_ca_trees(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(PEM)
+    out = tmp_path / "out"
+    argv = ["render", "https://registry.example", "--instance", "10.0.0.5", "--insecure-registry", "10.0.0.9:5000"]
+    assert main([*argv, "--ca", str(ca), "--output-dir", str(out), "--root", "/srv/node"]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == [
+        "etc/containerd/certs.d/10.0.0.9:5000/hosts.toml",
+        "etc/containerd/certs.d/registry.example/hosts.toml",
+        "etc/containerd/certs.d/registry.example:443/ca.crt",
+        "etc/containerd/certs.d/registry.example:443/hosts.toml",
+        "etc/containers/certs.d/registry.example/ca.crt",
+        "etc/containers/certs.d/registry.example:443/ca.crt",
+        "etc/containers/registries.conf.d/registry-config.conf",
+        "etc/docker/certs.d/registry.example/ca.crt",
+        "etc/docker/certs.d/registry.example:443/ca.crt",
+        "etc/docker/daemon.json",
+    ]
+    assert all((out / p).read_text() == PEM for p in written if p.endswith("ca.crt"))
+    hosts = tomllib.loads((out / "etc/containerd/certs.d/registry.example/hosts.toml").read_text())
+    # The CA is named where the tree is installed (--root), never relative to the host's directory.
+    assert (
+        hosts["host"]["https://registry.example"]["ca"]
+        == "/srv/node/etc/containerd/certs.d/registry.example:443/ca.crt"
+    )
+    assert json.loads((out / "etc/docker/daemon.json").read_text()) == {"insecure-registries": ["10.0.0.9:5000"]}
+    assert capsys.readouterr().out.count("wrote ") == len(written)
+
+
+def test_a_relative_ca_is_printed_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(
+            [
+                "render",
+                "https://registry.example:5000",
+                "--instance",
+                "10.0.0.5",
+                "--for",
+                "containerd",
+                "--ca",
+                "ca.pem",
+            ]
+        )
+        == 0
+    )
+    host = tomllib.loads(capsys.readouterr().out)["host"]["https://registry.example:5000"]
+    assert host["ca"] == str(tmp_path / "ca.pem")
+
+
+def test_warnings_are_one_line_each_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "http://docker_registry.service.consul:8080", "--for", "docker", *INSTANCES]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if "warning" in line]
+    assert lines == [
+        "registry-config render: warning: daemon.json: left out 'docker_registry.service.consul:8080': dockerd "
+        "refuses host names with '_' in insecure-registries (and would not start); images are pulled from the "
+        "instances' addresses instead"
+    ]
+    assert "docker_registry" not in captured.out
 
 
 def test_containerd_self_signed_with_a_ca(capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +120,7 @@ def test_containerd_self_signed_with_a_ca(capsys: pytest.CaptureFixture[str]) ->
 
 def test_podman_registries_conf(tmp_path: Path) -> None:
     assert main(["render", URL, "--for", "podman", *INSTANCES, "--output-dir", str(tmp_path)]) == 0
-    data = tomllib.loads((tmp_path / "registries.conf").read_text())
+    data = tomllib.loads((tmp_path / "etc/containers/registries.conf.d/registry-config.conf").read_text())
     assert data == {
         "registry": [
             {"location": "10.244.2.6:8080", "insecure": True},
@@ -62,7 +131,8 @@ def test_podman_registries_conf(tmp_path: Path) -> None:
 
 def test_a_static_backend_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", URL, "--for", "docker", "--backend", "static:10.244.2.9:8080"]) == 0
-    assert json.loads(capsys.readouterr().out)["insecure-registries"] == ["10.244.2.9:8080"]
+    # The URL's own address is where the builder pulls from: insecure too (DESIGN, IP-literal registry URL).
+    assert json.loads(capsys.readouterr().out)["insecure-registries"] == ["10.244.2.6:8080", "10.244.2.9:8080"]
 
 
 @pytest.mark.parametrize(
@@ -70,7 +140,9 @@ def test_a_static_backend_url(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--for", "docker", "--daemon-json", "/nonexistent/daemon.json"], "cannot read it"),
         (["--for", "podman", "--daemon-json", "/etc/hostname"], "--daemon-json applies to --for docker only"),
-        (["--for", "docker", "--ca", "/ca.pem"], "--ca applies to --for containerd only"),
+        ([], "give exactly one --for RUNTIME to print, or --output-dir DIR"),
+        (["--for", "docker", "--for", "podman"], "give exactly one --for RUNTIME to print"),
+        (["--output-dir", "/tmp", "--root", "relative"], "root 'relative': give the absolute directory"),
     ],
 )
 def test_invalid_options_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
