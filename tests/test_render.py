@@ -5,12 +5,14 @@ from __future__ import annotations
 import builtins
 import json
 import sys
+import warnings
 from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import host_ports, hostile_text, registry_specs
 
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
 from registry_config.errors import InvalidInput, RegistryConfigError, RegistryConfigWarning
@@ -22,6 +24,7 @@ from registry_config.render import (
     render_containerd_hosts,
     render_daemon_json,
     render_registries_conf,
+    render_tree,
 )
 from registry_config.spec import RegistrySpec, SecurityMode
 
@@ -31,6 +34,7 @@ else:  # pragma: no cover (Python 3.10)
     import tomli as tomllib
 
 CONSUL_URL = "docker_registry.service.dc1.consul:8080"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def _plan(url: str, *, skip: bool = False, extra: tuple[str, ...] = ()) -> StagingPlan:
@@ -284,33 +288,181 @@ def test_missing_tomli_w_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch)
         assert not isinstance(e.value, InvalidInput)
 
 
-# Hostile input: whatever a policy accepts renders to files their readers accept, with the same registries.
+# Hostile input: whatever a policy or plan accepts renders to files their readers accept, and the runtimes agree.
 
-_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
-_HOSTS = st.one_of(
-    st.builds(".".join, st.lists(_LABEL, min_size=1, max_size=3)).filter(lambda h: not h.replace(".", "").isdigit()),
-    st.ip_addresses().map(str),
+
+def _json_strict(text: str) -> Any:
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} is not JSON")
+
+    text.encode("utf-8")  # strictly: a lone surrogate fails here
+    return json.loads(text, parse_constant=refuse)
+
+
+def _rendered(source: Any, **kwargs: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any]]:
+    """Every renderer's output parsed back; only RegistryConfigWarnings may be issued."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        daemon = _json_strict(render_daemon_json(source))
+        hosts = _parsed(render_containerd_hosts(source, **kwargs))
+        conf = tomllib.loads(render_registries_conf(source, **kwargs))
+    assert all(issubclass(w.category, RegistryConfigWarning) for w in caught), [str(w.message) for w in caught]
+    for directory, data in hosts.items():
+        assert "/" not in directory
+        assert directory not in ("", ".", "..")
+        assert directory.isprintable()
+        assert data["server"].endswith(f"://{directory}")
+        assert all(url.endswith(f"://{directory}") for url in data["host"])
+    return daemon, hosts, conf
+
+
+_HOSTILE_ENTRIES = st.one_of(
+    host_ports(), hostile_text(base=host_ports()), st.sampled_from(["10.0.0.0/8", "fd00::/8", "a_b.consul:5000"])
 )
-_ENTRIES = st.builds(
-    lambda host, port: (f"[{host}]" if ":" in host else host) + (f":{port}" if port else ""),
-    _HOSTS,
-    st.one_of(st.none(), st.integers(1, 65535)),
+
+
+@given(entries=st.lists(_HOSTILE_ENTRIES, max_size=6), mode=st.sampled_from([None, *SecurityMode]))
+def test_any_policy_renders_to_files_their_readers_accept(entries: list[str], mode: SecurityMode | None) -> None:
+    try:
+        policy = InsecurityPolicy.from_entries(entries)
+    except InvalidInput:
+        return  # refused with the library's own error: nothing to render
+    daemon, hosts, conf = _rendered(policy, security=mode)
+    # Docker gets every entry but the names dockerd refuses; nothing it would choke on.
+    assert list(daemon["insecure-registries"]) == [e for e in policy.entries if "_" not in e.split(":")[0]]
+    for entry in daemon["insecure-registries"]:
+        assert not any(c.isspace() or c == "," for c in entry)
+    locations = [r["location"] for r in conf.get("registry", [])]
+    assert not any("_" in location for location in locations)
+    # containers lists every name containerd has, except those it refuses.
+    assert locations == [d for d in hosts if "_" not in d]
+    for data in hosts.values():
+        schemes = [url.partition(":")[0] for url in data["host"]]
+        assert schemes == (["https", "http"] if mode is None else [mode.scheme])
+
+
+@given(
+    spec=registry_specs(),
+    instances=st.lists(st.ip_addresses(network="10.0.0.0/8") | st.ip_addresses(network="fd00::/8"), max_size=4),
+    extras=st.lists(hostile_text(base=host_ports(port=True)) | host_ports(port=True), max_size=3),
+)
+def test_any_plan_renders_files_on_which_the_runtimes_agree(
+    spec: RegistrySpec, instances: list[Any], extras: list[str]
+) -> None:
+    query = ServiceQuery("registry", default_port=spec.port)
+    try:
+        plan = plan_from_discovery(
+            spec,
+            Discovery(query, [ServiceInstance(ip, spec.port) for ip in instances], source="t"),
+            extra_insecure=extras,
+            allow_empty=True,
+        )
+    except InvalidInput:
+        return
+    daemon, hosts, conf = _rendered(plan)
+    locations = {r["location"] for r in conf.get("registry", [])}
+    # What Docker treats as insecure, containerd and containers are configured for too, by the same name.
+    for name in daemon["insecure-registries"]:
+        assert name in hosts
+        assert name in locations
+    for name in plan.insecure_registries:
+        assert name in hosts
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        tree = render_tree(plan, ca_pem=PEM, root="/srv/root")
+    for file in tree:
+        parts = file.path.split("/")
+        assert parts[0] == "etc"
+        assert ".." not in parts
+        assert "" not in parts
+    for file in tree:
+        if file.path.endswith("hosts.toml"):
+            for settings in tomllib.loads(file.content.decode())["host"].values():
+                assert "ca" not in settings or settings["ca"].startswith("/srv/root/etc/containerd/certs.d/")
+
+
+_JSON_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.sampled_from(["\udcff", "\ud800x", 10**400, -(10**4299)]),
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
 )
 
 
-@given(entries=st.lists(_ENTRIES, max_size=6), mode=st.sampled_from(list(SecurityMode)))
-def test_any_policy_renders_to_files_their_readers_accept(entries: list[str], mode: SecurityMode) -> None:
-    policy = InsecurityPolicy.from_entries(entries)
-    daemon = json.loads(render_daemon_json(policy))
-    assert daemon["insecure-registries"] == list(policy.entries)
-    files = render_containerd_hosts(policy, security=mode)
-    assert len({hosts_file.directory for hosts_file in files}) == len(files)
-    for directory, data in _parsed(files).items():
-        assert data["server"] == f"{mode.scheme}://{directory}"
-        assert list(data["host"]) == [data["server"]]
-    conf = tomllib.loads(render_registries_conf(policy, security=mode))
-    assert [r["location"] for r in conf.get("registry", [])] == [f.directory for f in files]
-    assert all(r["insecure"] is mode.is_insecure for r in conf.get("registry", []))
+@given(
+    existing=st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
+    as_text=st.booleans(),
+    ascii_only=st.booleans(),
+)
+def test_any_existing_daemon_json_is_merged_or_refused_with_a_typed_error(
+    existing: dict[str, Any], as_text: bool, ascii_only: bool
+) -> None:
+    existing.pop("insecure-registries", None)
+    source: Any = json.dumps(existing, ensure_ascii=ascii_only) if as_text else existing
+    plan = _plan("http://10.244.2.6:8080")
+    try:
+        text = render_daemon_json(plan, existing=source)
+    except InvalidInput as exc:
+        refusal = str(exc)
+    else:
+        refusal = ""
+    if refusal:
+        assert refusal.startswith("existing daemon.json")
+        return
+    merged = _json_strict(text)
+    assert merged.pop("insecure-registries") == ["10.244.2.6:8080", "10.244.2.7:8080"]
+    assert merged == existing
+
+
+@given(text=hostile_text(base=st.just('{"debug": true, "insecure-registries": ["a.example:5000"]}')))
+def test_any_existing_text_is_merged_or_refused_with_a_typed_error(text: str) -> None:
+    try:
+        merged = render_daemon_json(_plan("http://10.244.2.6:8080"), existing=text)
+    except InvalidInput as exc:
+        refusal = str(exc)
+    else:
+        refusal = ""
+    if refusal:
+        assert refusal.startswith("existing daemon.json")
+        return
+    assert "10.244.2.6:8080" in _json_strict(merged)["insecure-registries"]
+
+
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        ('{"n": ' + "9" * 5000 + "}", "holds a number of 5000 digits"),
+        ('{"n": -' + "9" * 5000 + "}", "holds a number of 5001 digits"),
+        ('{"n": ' + "9" * 5000 + ".5}", "too large for dockerd to read"),
+        ('{"n": 1e400}', "holds the number '1e400', too large"),
+        ('{"n": NaN}', "holds NaN, which is not JSON"),
+        ('{"n": [-Infinity]}', "holds -Infinity, which is not JSON"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply to read"),
+        ('{"labels": ["\\udcff"]}', "holds a lone surrogate ('\\udcff')"),
+        ({"n": float("nan")}, "cannot be written back as JSON"),
+        ({"n": {1, 2}}, "cannot be written back as JSON"),
+    ],
+)
+def test_an_existing_daemon_json_that_cannot_be_written_back_is_a_typed_error(existing: Any, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        render_daemon_json(_plan("http://10.244.2.6:8080"), existing=existing)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("existing daemon.json")
+
+
+def test_a_deeply_nested_mapping_is_a_typed_error() -> None:
+    nested: Any = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(InvalidInput, match="nested too deeply to write back"):
+        render_daemon_json(_plan("http://10.244.2.6:8080"), existing={"a": nested})
 
 
 def test_a_plain_attrs_plan_works_too() -> None:

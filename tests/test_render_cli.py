@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
 import sys
 from pathlib import Path
 
@@ -157,3 +160,68 @@ def test_an_existing_daemon_json_that_is_not_an_object_exits_2(
     existing.write_text("[]")
     assert main(["render", URL, "--for", "docker", *INSTANCES, "--daemon-json", str(existing)]) == 2
     assert "holds a JSON list, not an object" in capsys.readouterr().err
+
+
+# Files are written atomically: a full disk or a merge that cannot be written leaves the operator's file as it was.
+
+
+def _render_in_place(tmp_path: Path, existing: bytes, *, limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    """``render --daemon-json DIR/etc/docker/daemon.json --output-dir DIR`` in a subprocess (optionally RLIMIT_FSIZE)."""
+    daemon = tmp_path / "etc" / "docker" / "daemon.json"
+    daemon.parent.mkdir(parents=True)
+    daemon.write_bytes(existing)
+
+    def small_files() -> None:
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    argv = [sys.executable, "-m", "registry_config", "render", URL, *INSTANCES, "--for", "docker"]
+    return subprocess.run(
+        [*argv, "--daemon-json", str(daemon), "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=small_files,  # noqa: PLW1509 (only setrlimit, in the child, before exec)
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def test_a_full_disk_leaves_the_old_daemon_json_intact(tmp_path: Path) -> None:
+    old = json.dumps({"log-opts": {"note": "x" * 4000}, "insecure-registries": ["old.example:5000"]}).encode()
+    done = _render_in_place(tmp_path, old, limit=1024)
+    daemon = tmp_path / "etc" / "docker" / "daemon.json"
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"registry-config render: error: cannot write {str(daemon)!r} (File too large)")
+    assert "that file is unchanged; nothing was written" in done.stderr
+    assert daemon.read_bytes() == old
+    assert [p.name for p in daemon.parent.iterdir()] == ["daemon.json"], "no temporary file left behind"
+
+
+def test_without_the_limit_the_same_command_writes_it(tmp_path: Path) -> None:
+    old = json.dumps({"log-opts": {"note": "x" * 4000}, "insecure-registries": ["old.example:5000"]}).encode()
+    done = _render_in_place(tmp_path, old)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "etc" / "docker" / "daemon.json").read_text())
+    assert data["insecure-registries"] == ["old.example:5000", "10.244.2.6:8080", "10.244.2.7:8080"]
+
+
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        (b'{"labels": ["\\udcff"], "insecure-registries": []}', "holds a lone surrogate"),
+        (b'{"max-concurrent-downloads": NaN}', "holds NaN, which is not JSON"),
+        (b'{"n": ' + b"9" * 5000 + b"}", "holds a number of 5000 digits"),
+        (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    ],
+)
+def test_a_merge_that_cannot_be_written_exits_2_and_changes_nothing(
+    tmp_path: Path, existing: bytes, message: str
+) -> None:
+    done = _render_in_place(tmp_path, existing)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("registry-config render: error: existing daemon.json")
+    assert message in done.stderr
+    assert (tmp_path / "etc" / "docker" / "daemon.json").read_bytes() == existing
