@@ -32,6 +32,8 @@ from pathlib import Path
 import attrs
 import pytest
 from _integration import need_program, unavailable
+from _oci import TAG
+from _registry import _config
 
 __all__ = [
     "CLIENTS",
@@ -41,10 +43,13 @@ __all__ = [
     "Sandbox",
     "client_argv",
     "etc_tree",
+    "footprint",
     "pull",
+    "push_image",
     "running",
     "start_containerd",
     "start_dockerd",
+    "start_registry",
 ]
 
 DOCKER_HUB_NAMES = (
@@ -65,6 +70,40 @@ _WRITTEN = ("/run", "/var/lib", "/var/tmp", "/dev/shm", "/opt", "/etc/cni")
 _ETC = ("docker", "containerd", "containers")
 _START_TIMEOUT = 30.0
 _PULL_TIMEOUT = 120
+
+
+# Where these clients write on a machine by default: none of it may appear, or change, because of a test.
+_FOOTPRINT = (
+    "/var/lib/containers",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/buildah",
+    "/run/containers",
+    "/run/libpod",
+    "/run/docker",
+    "/run/containerd",
+    "/opt/containerd",
+    "/etc/cni/net.d",
+    "/etc/docker",
+    "/etc/containers",
+    "/etc/containerd",
+    "/root/.config/containers",
+    "/root/.local/share/containers",
+    "/root/.docker",
+)
+
+
+def footprint() -> dict[str, tuple[str, ...] | None]:
+    """What exists in the places clients write by default: each directory's entries, ``None`` when absent."""
+    found: dict[str, tuple[str, ...] | None] = {}
+    for path in _FOOTPRINT:
+        try:
+            found[path] = tuple(sorted(os.listdir(path)))
+        except FileNotFoundError:
+            found[path] = None
+        except NotADirectoryError:
+            found[path] = ()
+    return found
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -380,3 +419,35 @@ def start_dockerd(clients: Clients, etc: Path, processes: list[subprocess.Popen[
     if process.poll() is not None and "cgroup" in text.lower():
         unavailable(f"dockerd cannot start on this machine (cgroups):\n{text}")
     pytest.fail(f"dockerd {'exited' if process.poll() is not None else 'did not answer'}; its log ends with:\n{text}")
+
+
+def start_registry(
+    sandbox: Sandbox,
+    directory: Path,
+    processes: list[subprocess.Popen[bytes]],
+    *,
+    storage: Path,
+    addr: str,
+    port: int,
+    tls: tuple[Path, Path] | None = None,
+    proxy: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """docker-registry in the sandbox on ``addr:port`` (several may share ``storage``); waits until it listens."""
+    program = need_program("docker-registry", package="docker-registry")
+    directory.mkdir(parents=True)
+    config = directory / "config.yml"
+    shown = f"[{addr}]" if ":" in addr else addr
+    config.write_text(_config(storage, port, tls=tls, addr=shown, proxy=proxy))
+    log = directory / "registry.log"
+    process = sandbox.popen([program, "serve", str(config)], log=log)
+    processes.append(process)
+    sandbox.wait_for_port(addr, port, process, log)
+    return process
+
+
+def push_image(sandbox: Sandbox, layout: Path, reference: str) -> None:
+    """Push the hand-made OCI layout (``_oci.write_layout``) to ``reference`` (verification off: the push only)."""
+    sandbox.run(
+        ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{TAG}", f"docker://{reference}"],
+        check=True,
+    )

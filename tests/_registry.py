@@ -75,10 +75,12 @@ def _config(
     tls: tuple[Path, Path] | None = None,
     token_ca: Path | None = None,
     addr: str = "127.0.0.1",
+    proxy: str | None = None,
 ) -> str:
     """The registry's YAML configuration (written by hand: it is small, and PyYAML is not a dependency).
 
-    ``addr`` is the address to listen on (``[v6]`` bracketed), loopback by default.
+    ``addr`` is the address to listen on (``[v6]`` bracketed), loopback by default; ``proxy`` the upstream
+    URL of a pull-through cache (the registry's ``proxy.remoteurl`` mode).
     """
     lines = [
         "version: 0.1",
@@ -95,6 +97,8 @@ def _config(
     ]
     if tls is not None:
         lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+    if proxy is not None:
+        lines += ["proxy:", f'  remoteurl: "{proxy}"']
     if token_ca is not None:
         lines += [
             "auth:",

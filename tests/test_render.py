@@ -474,3 +474,56 @@ def test_a_plain_attrs_plan_works_too() -> None:
     plan = Plan(RegistrySpec.from_url("http://10.0.0.5:5000"), ("10.0.0.5:5000", "10.0.0.6:5000"))
     assert json.loads(render_daemon_json(plan))["insecure-registries"] == ["10.0.0.5:5000", "10.0.0.6:5000"]
     assert [f.directory for f in render_containerd_hosts(plan)] == ["10.0.0.5:5000", "10.0.0.6:5000"]
+
+
+# Mirroring: the plan's registry as a pull-through cache of an upstream (Docker Hub).
+
+
+def test_daemon_json_mirrors_docker_hub_only() -> None:
+    plan = _plan("http://mirror.example:5000")
+    data = json.loads(
+        render_daemon_json(plan, mirror_of=("docker.io",), existing='{"registry-mirrors": ["https://m"]}')
+    )
+    assert data["registry-mirrors"] == ["https://m", "http://mirror.example:5000"]
+    assert "mirror.example:5000" in data["insecure-registries"], "an http mirror must be insecure for Docker too"
+    with pytest.warns(RegistryConfigWarning, match="Docker mirrors Docker Hub only: no mirror of 'quay.io'"):
+        other = json.loads(render_daemon_json(plan, mirror_of=("quay.io",)))
+    assert "registry-mirrors" not in other
+
+
+def test_daemon_json_mirror_named_by_a_consul_name_is_left_out_with_a_warning() -> None:
+    with pytest.warns(RegistryConfigWarning) as caught:
+        data = json.loads(render_daemon_json(_plan(f"http://{CONSUL_URL}"), mirror_of=("index.docker.io",)))
+    assert "registry-mirrors" not in data
+    assert any("left out the mirror 'http://docker_registry" in str(w.message) for w in caught)
+
+
+def test_containerd_mirror_hosts_are_the_plans_registry_and_instances() -> None:
+    files = render_containerd_hosts(_plan("https://registry.example:5000", skip=True), mirror_of=("docker.io",))
+    mirror = _parsed(files)["docker.io"]
+    assert mirror["server"] == "https://registry-1.docker.io"
+    assert mirror["host"] == {
+        f"https://{name}": {"capabilities": ["pull", "resolve"], "skip_verify": True}
+        for name in ("registry.example:5000", "10.244.2.6:5000", "10.244.2.7:5000")
+    }
+    verified = render_containerd_hosts(_plan("https://registry.example:5000"), mirror_of=["quay.io"], ca="/ca.pem")
+    assert _parsed(verified)["quay.io"] == {
+        "server": "https://quay.io",
+        "host": {"https://registry.example:5000": {"capabilities": ["pull", "resolve"], "ca": "/ca.pem"}},
+    }
+
+
+def test_registries_conf_mirror_under_the_upstreams_prefix() -> None:
+    conf = tomllib.loads(render_registries_conf(_plan("http://10.244.2.6:8080"), mirror_of="registry-1.docker.io"))
+    (hub,) = [r for r in conf["registry"] if r.get("prefix") == "docker.io"]
+    assert hub["location"] == "docker.io"
+    assert hub["mirror"] == [
+        {"location": "10.244.2.6:8080", "insecure": True},
+        {"location": "10.244.2.7:8080", "insecure": True},
+    ]
+
+
+@pytest.mark.parametrize("upstream", ["", "https://docker.io", "docker.io/library", 5])
+def test_a_mirror_upstream_that_is_not_a_registry_name_is_refused(upstream: object) -> None:
+    with pytest.raises(InvalidInput, match=r"mirror_of\[0\]"):
+        render_registries_conf(_plan("http://10.244.2.6:8080"), mirror_of=[upstream])  # type: ignore[list-item]

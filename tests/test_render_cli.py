@@ -166,7 +166,7 @@ def test_an_existing_daemon_json_that_is_not_an_object_exits_2(
 
 
 def _render_in_place(tmp_path: Path, existing: bytes, *, limit: int | None = None) -> subprocess.CompletedProcess[str]:
-    """``render --daemon-json DIR/etc/docker/daemon.json --output-dir DIR`` in a subprocess (optionally RLIMIT_FSIZE)."""
+    """``render --daemon-json DIR/etc/docker/daemon.json --output-dir DIR``, a subprocess (maybe RLIMIT_FSIZE)."""
     daemon = tmp_path / "etc" / "docker" / "daemon.json"
     daemon.parent.mkdir(parents=True)
     daemon.write_bytes(existing)
@@ -182,7 +182,7 @@ def _render_in_place(tmp_path: Path, existing: bytes, *, limit: int | None = Non
         text=True,
         timeout=60,
         check=False,
-        preexec_fn=small_files,  # noqa: PLW1509 (only setrlimit, in the child, before exec)
+        preexec_fn=small_files,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
 

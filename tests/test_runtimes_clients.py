@@ -28,10 +28,22 @@ from pathlib import Path
 import attrs
 import pytest
 import trustme
-from _clients import CLIENTS, Clients, Sandbox, etc_tree, pull, running, start_containerd, start_dockerd
+from _clients import (
+    CLIENTS,
+    Clients,
+    Sandbox,
+    etc_tree,
+    footprint,
+    pull,
+    push_image,
+    running,
+    start_containerd,
+    start_dockerd,
+    start_registry,
+)
 from _integration import need_program
 from _oci import TAG, write_layout
-from _registry import _config, _self_signed
+from _registry import _self_signed
 
 from registry_config import RegistrySpec, StaticBackend, build_plan
 from registry_config.errors import RegistryConfigWarning
@@ -184,26 +196,6 @@ class World:
         return etc_tree(base / "installed", api_dir if scenario.via == "api" else cli_dir)
 
 
-def _registry(world: World, name: str, storage: Path, addr: str, port: int, tls: tuple[Path, Path] | None) -> None:
-    program = need_program("docker-registry", package="docker-registry")
-    directory = world.directory / f"registry-{name}-{addr.replace(':', '_')}-{port}"
-    directory.mkdir()
-    config = directory / "config.yml"
-    shown = f"[{addr}]" if ":" in addr else addr
-    config.write_text(_config(storage, port, tls=tls, addr=shown))
-    log = directory / "registry.log"
-    process = world.sandbox.popen([program, "serve", str(config)], log=log)
-    world.processes.append(process)
-    world.sandbox.wait_for_port(addr, port, process, log)
-
-
-def _push(world: World, layout: Path, address: str) -> None:
-    world.sandbox.run(
-        ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{TAG}", f"docker://{address}/{IMAGE}"],
-        check=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for program, package in (("skopeo", "skopeo"), ("podman", "podman"), ("buildah", "buildah")):
@@ -219,6 +211,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     self_signed = _self_signed(directory, ("selfsigned.test",), (SELF_SIGNED,))
     layout = directory / "layout"
     write_layout(layout)
+    before = footprint()
     sandbox = Sandbox(directory, HOSTS, (PLAIN, SELF_SIGNED, TRUSTED, V6))
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -226,17 +219,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             world = World(directory, sandbox, Clients(sandbox, directory / "clients"), processes, ca_pem)
             world.clients.directory.mkdir()
             storage = {name: directory / f"storage-{name}" for name in ("plain", "self-signed", "trusted")}
-            for addr, port in ((PLAIN, 5000), (PLAIN, 80), (V6, 5000)):
-                _registry(world, "plain", storage["plain"], addr, port, None)
-            for port in (5000, 443):
-                _registry(world, "self-signed", storage["self-signed"], SELF_SIGNED, port, self_signed)
-                _registry(world, "trusted", storage["trusted"], TRUSTED, port, trusted)
+            servers = [("plain", addr, port, None) for addr, port in ((PLAIN, 5000), (PLAIN, 80), (V6, 5000))]
+            servers += [("self-signed", SELF_SIGNED, port, self_signed) for port in (5000, 443)]
+            servers += [("trusted", TRUSTED, port, trusted) for port in (5000, 443)]
+            for name, addr, port, tls in servers:
+                where = directory / f"registry-{name}-{addr.replace(':', '_')}-{port}"
+                start_registry(sandbox, where, processes, storage=storage[name], addr=addr, port=port, tls=tls)
             for address in (f"{PLAIN}:5000", f"{SELF_SIGNED}:5000", f"{TRUSTED}:5000"):
-                _push(world, layout, address)
+                push_image(sandbox, layout, f"{address}/{IMAGE}")
             start_containerd(world.clients, processes)
             yield world
     finally:
         sandbox.close()
+    assert footprint() == before, "a client wrote outside the test's directory"
 
 
 @pytest.mark.parametrize("client", CLIENTS)
