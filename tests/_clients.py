@@ -44,6 +44,7 @@ __all__ = [
     "client_argv",
     "etc_tree",
     "footprint",
+    "prepare",
     "pull",
     "push_image",
     "running",
@@ -340,6 +341,22 @@ def client_argv(clients: Clients, client: str, reference: str, etc: Path) -> lis
         socket = clients.docker_sockets[etc]
         return ["/usr/bin/docker", "-H", f"unix://{socket}", "pull", "--quiet", reference]
     raise AssertionError(client)
+
+
+_PACKAGES = {"skopeo": "skopeo", "podman": "podman", "buildah": "buildah"}
+
+
+def prepare(clients: Clients, client: str, etc: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Make ``client`` ready to pull with ``etc``: the program present (or skip), its daemon started."""
+    if client in _PACKAGES:
+        need_program(client, package=_PACKAGES[client])
+    elif client == "ctr":
+        if clients.containerd_socket is None:
+            start_containerd(clients, processes)
+    elif client == "docker":
+        start_dockerd(clients, etc, processes)
+    else:
+        raise AssertionError(client)
 
 
 def pull(clients: Clients, client: str, reference: str, etc: Path) -> Pull:

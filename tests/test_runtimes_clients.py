@@ -34,11 +34,10 @@ from _clients import (
     Sandbox,
     etc_tree,
     footprint,
+    prepare,
     pull,
     push_image,
     running,
-    start_containerd,
-    start_dockerd,
     start_registry,
 )
 from _integration import need_program
@@ -198,8 +197,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    for program, package in (("skopeo", "skopeo"), ("podman", "podman"), ("buildah", "buildah")):
-        need_program(program, package=package)
+    need_program("skopeo", package="skopeo")  # pushes the image
     directory = tmp_path_factory.mktemp("runtimes")
     ca = trustme.CA()
     ca_pem = directory / "ca.pem"
@@ -227,7 +225,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 start_registry(sandbox, where, processes, storage=storage[name], addr=addr, port=port, tls=tls)
             for address in (f"{PLAIN}:5000", f"{SELF_SIGNED}:5000", f"{TRUSTED}:5000"):
                 push_image(sandbox, layout, f"{address}/{IMAGE}")
-            start_containerd(world.clients, processes)
             yield world
     finally:
         sandbox.close()
@@ -238,8 +235,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_rendered_configuration_pulls(world: World, scenario: Scenario, client: str) -> None:
     etc = world.etc(scenario)
-    if client == "docker":
-        start_dockerd(world.clients, etc, world.processes)
+    prepare(world.clients, client, etc, world.processes)
     for reference in scenario.references:
         result = pull(world.clients, client, reference, etc)
         assert result.ok, f"{scenario.name}: {result}"
@@ -266,16 +262,18 @@ def test_names_docker_and_containers_refuse_are_left_out_with_a_warning(world: W
             assert world.warnings[scenario.name] == [], scenario.name
 
 
-@pytest.mark.parametrize("client", CLIENTS)
+# The other clients refuse CONTAINERD_CONTROLS' names themselves (test_rendered_configuration_pulls).
+_CONTROL_CASES = [(reference, reason, client) for reference, reason in CONTROLS for client in CLIENTS] + [
+    (reference, reason, "ctr") for reference, reason in CONTAINERD_CONTROLS
+]
+
+
 @pytest.mark.parametrize(
-    ("reference", "reason"), [*CONTROLS, *CONTAINERD_CONTROLS], ids=[r for r, _ in (*CONTROLS, *CONTAINERD_CONTROLS)]
+    ("reference", "reason", "client"), _CONTROL_CASES, ids=[f"{ref}-{client}" for ref, _, client in _CONTROL_CASES]
 )
 def test_without_it_the_client_refuses(world: World, client: str, reference: str, reason: str) -> None:
-    if (reference, reason) in CONTAINERD_CONTROLS and client != "ctr":
-        return  # the other clients refuse the name itself (test_rendered_configuration_pulls)
     etc = world.control_etc()
-    if client == "docker":
-        start_dockerd(world.clients, etc, world.processes)
+    prepare(world.clients, client, etc, world.processes)
     result = pull(world.clients, client, reference, etc)
     assert not result.ok, f"the control pulled: the test proves nothing\n{result}"
     assert reason in result.output, result

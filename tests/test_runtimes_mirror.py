@@ -28,11 +28,10 @@ from _clients import (
     Sandbox,
     etc_tree,
     footprint,
+    prepare,
     pull,
     push_image,
     running,
-    start_containerd,
-    start_dockerd,
     start_registry,
 )
 from _integration import need_program
@@ -83,8 +82,7 @@ def _tree(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
-    for program, package in (("skopeo", "skopeo"), ("podman", "podman"), ("buildah", "buildah")):
-        need_program(program, package=package)
+    need_program("skopeo", package="skopeo")  # pushes the image
     directory = tmp_path_factory.mktemp("mirror")
     layout = directory / "layout"
     write_layout(layout)
@@ -108,7 +106,6 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
             )
             clients = Clients(sandbox, directory / "clients")
             clients.directory.mkdir()
-            start_containerd(clients, processes)
             rendered = _tree(directory / "rendered")
             control = etc_tree(directory / "control")
             yield Outage(directory, sandbox, clients, processes, hub, rendered, control)
@@ -129,8 +126,7 @@ def _forget(outage: Outage, client: str, etc: Path) -> None:
 
 
 def _pull(outage: Outage, client: str, etc: Path) -> tuple[bool, str]:
-    if client == "docker":
-        start_dockerd(outage.clients, etc, outage.processes)
+    prepare(outage.clients, client, etc, outage.processes)
     _forget(outage, client, etc)
     result = pull(outage.clients, client, IMAGE, etc)
     return result.ok, str(result)
