@@ -21,6 +21,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+import trustme
 from _clients import (
     CLIENTS,
     DEAD,
@@ -36,38 +37,64 @@ from _clients import (
 )
 from _integration import need_program
 from _oci import TAG, write_layout
+from _registry import _self_signed
 
 from registry_config import RegistrySpec, StaticBackend, build_plan
 from registry_config.render import render_tree
 
 pytestmark = [pytest.mark.clients, pytest.mark.integration, pytest.mark.timeout(600)]
 
-HUB, MIRROR = "10.254.0.4", "10.254.0.5"
-URL = "http://mirror.test:5000"
+HUB = "10.254.0.4"
 IMAGE = f"docker.io/library/tiny:{TAG}"
+
+
+@attrs.frozen
+class Mirror:
+    """A mirror in one of the seed's flavours: its plan's URL, its instance, and how it serves."""
+
+    flavour: str
+    url: str
+    address: str
+    skip_ssl_validation: bool = False
+    ca: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.url.split("://")[1].split(":")[0]
+
+
+MIRRORS = (
+    Mirror("http", "http://mirror.test:5000", "10.254.0.5"),
+    Mirror("self-signed", "https://mirror-ss.test:5000", "10.254.0.6", skip_ssl_validation=True),
+    Mirror("ca", "https://mirror-ca.test:5000", "10.254.0.7", ca=True),
+)
 
 
 @attrs.define
 class Outage:
-    """The sandbox, the stand-in for Docker Hub (to stop), the mirror, and the trees."""
+    """The sandbox, the stand-in for Docker Hub (to stop), the mirrors, and their trees."""
 
     directory: Path
     sandbox: Sandbox
     clients: Clients
     processes: list[subprocess.Popen[bytes]]
     hub: subprocess.Popen[bytes]
-    rendered: Path
+    rendered: dict[str, Path]
     control: Path
 
 
-def _tree(directory: Path) -> Path:
+def _tree(directory: Path, mirror: Mirror, ca_pem: Path) -> Path:
     """The mirror's tree through the API and the CLI (the same bytes); the installed /etc from the CLI's."""
-    plan = build_plan(RegistrySpec.from_url(URL), StaticBackend([MIRROR]))
+    spec = RegistrySpec.from_url(mirror.url, skip_ssl_validation=mirror.skip_ssl_validation)
+    plan = build_plan(spec, StaticBackend([mirror.address]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        api = {f.path: f.content for f in render_tree(plan, mirror_of=("docker.io",))}
+        tree = render_tree(plan, mirror_of=("docker.io",), ca_pem=ca_pem.read_bytes() if mirror.ca else None)
+    api = {f.path: f.content for f in tree}
     out = directory / "cli"
-    argv = [sys.executable, "-m", "registry_config", "render", URL, "--instance", MIRROR]
+    argv = [sys.executable, "-m", "registry_config", "render", mirror.url, "--instance", mirror.address]
+    argv += ["--skip-ssl-validation"] if mirror.skip_ssl_validation else []
+    argv += ["--ca", str(ca_pem)] if mirror.ca else []
     done = subprocess.run(
         [*argv, "--mirror-of", "docker.io", "--output-dir", str(out)],
         capture_output=True,
@@ -86,8 +113,17 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
     directory = tmp_path_factory.mktemp("mirror")
     layout = directory / "layout"
     write_layout(layout)
+    ca = trustme.CA()
+    ca_pem = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    leaf = ca.issue_cert("mirror-ca.test")
+    trusted = (directory / "trusted.pem", directory / "trusted.key")
+    leaf.cert_chain_pems[0].write_to_path(str(trusted[0]))
+    leaf.private_key_pem.write_to_path(str(trusted[1]))
+    tls = {"http": None, "self-signed": _self_signed(directory, ("mirror-ss.test",), ()), "ca": trusted}
     before = footprint()
-    sandbox = Sandbox(directory, {"mirror.test": MIRROR}, (HUB, MIRROR))
+    hosts = {mirror.name: mirror.address for mirror in MIRRORS}
+    sandbox = Sandbox(directory, hosts, (HUB, *hosts.values()))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         with running(processes):
@@ -95,18 +131,20 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
                 sandbox, directory / "hub", processes, storage=directory / "hub-data", addr=HUB, port=5000
             )
             push_image(sandbox, layout, f"{HUB}:5000/library/tiny:{TAG}")
-            start_registry(
-                sandbox,
-                directory / "mirror",
-                processes,
-                storage=directory / "mirror-data",
-                addr=MIRROR,
-                port=5000,
-                proxy=f"http://{HUB}:5000",
-            )
+            for mirror in MIRRORS:
+                start_registry(
+                    sandbox,
+                    directory / f"mirror-{mirror.flavour}",
+                    processes,
+                    storage=directory / f"mirror-{mirror.flavour}-data",
+                    addr=mirror.address,
+                    port=5000,
+                    tls=tls[mirror.flavour],
+                    proxy=f"http://{HUB}:5000",
+                )
             clients = Clients(sandbox, directory / "clients")
             clients.directory.mkdir()
-            rendered = _tree(directory / "rendered")
+            rendered = {m.flavour: _tree(directory / f"rendered-{m.flavour}", m, ca_pem) for m in MIRRORS}
             control = etc_tree(directory / "control")
             yield Outage(directory, sandbox, clients, processes, hub, rendered, control)
     finally:
@@ -133,8 +171,9 @@ def _pull(outage: Outage, client: str, etc: Path) -> tuple[bool, str]:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_docker_hub_images_are_pulled_through_the_mirror(outage: Outage, client: str) -> None:
-    ok, said = _pull(outage, client, outage.rendered)
+@pytest.mark.parametrize("flavour", [m.flavour for m in MIRRORS])
+def test_docker_hub_images_are_pulled_through_the_mirror(outage: Outage, flavour: str, client: str) -> None:
+    ok, said = _pull(outage, client, outage.rendered[flavour])
     assert ok, said
 
 
@@ -147,12 +186,14 @@ def test_without_the_mirror_files_the_client_goes_to_docker_hub(outage: Outage, 
 
 
 def test_after_docker_hub_goes_down_every_client_still_pulls_from_the_mirror(outage: Outage) -> None:
-    ok, said = _pull(outage, "skopeo", outage.rendered)  # the mirror has it cached (whatever ran before)
-    assert ok, said
+    for etc in outage.rendered.values():
+        ok, said = _pull(outage, "skopeo", etc)  # each mirror has it cached (whatever ran before)
+        assert ok, said
     outage.hub.terminate()
     outage.hub.wait(timeout=15)
     direct = outage.sandbox.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{HUB}:5000/library/tiny:{TAG}"])
     assert direct.returncode != 0, "the stand-in for Docker Hub is down"
-    for client in CLIENTS:
-        ok, said = _pull(outage, client, outage.rendered)
-        assert ok, f"after the outage: {said}"
+    for flavour, etc in outage.rendered.items():
+        for client in CLIENTS:
+            ok, said = _pull(outage, client, etc)
+            assert ok, f"after the outage, {flavour} mirror: {said}"
