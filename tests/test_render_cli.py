@@ -100,6 +100,15 @@ def test_a_relative_ca_is_printed_as_an_absolute_path(
     assert host["ca"] == str(tmp_path / "ca.pem")
 
 
+def test_options_without_effect_when_printing_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["render", "https://registry.example", "--instance", "10.0.0.5", "--for", "docker"]
+    assert main([*argv, "--root", "/srv", "--ca", "/ca.pem", "--mirror-of", "docker.io"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: --root has no effect without --output-dir" in captured.err
+    assert "warning: --ca is not printed for docker: its CA goes in a certs.d directory" in captured.err
+    assert json.loads(captured.out) == {"insecure-registries": [], "registry-mirrors": ["https://registry.example:443"]}
+
+
 def test_warnings_are_one_line_each_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", "http://docker_registry.service.consul:8080", "--for", "docker", *INSTANCES]) == 0
     captured = capsys.readouterr()

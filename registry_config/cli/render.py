@@ -162,6 +162,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _printed(plan: Any, runtime: str, args: argparse.Namespace, existing: bytes | None) -> str:
+    if args.root != "/":
+        print(
+            "registry-config render: warning: --root has no effect without --output-dir: printed paths are "
+            "the ones given",
+            file=sys.stderr,
+        )
     if args.ca and runtime != "containerd":
         print(
             f"registry-config render: warning: --ca is not printed for {runtime}: its CA goes in a certs.d "

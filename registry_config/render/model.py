@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import posixpath
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Protocol, TypeAlias, TypeGuard
 
 import attrs
@@ -39,10 +39,10 @@ __all__ = [
     "Target",
     "check_ca_path",
     "check_source",
-    "dump_toml",
     "is_plan",
     "origin",
     "targets",
+    "tomli_w",
     "upstreams",
     "warn",
 ]
@@ -239,9 +239,3 @@ def tomli_w() -> Any:
     except ImportError as exc:
         raise RegistryConfigError(f"writing TOML (hosts.toml, registries.conf) needs tomli-w: {_INSTALL_HINT}") from exc
     return tomli_w
-
-
-def dump_toml(data: Mapping[str, Any], header: Iterable[str]) -> str:
-    comments = "".join(f"# {line}\n" for line in header)
-    text: str = tomli_w().dumps(data)
-    return comments + ("\n" if comments else "") + text

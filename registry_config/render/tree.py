@@ -23,7 +23,6 @@ from typing import Any
 import attrs
 
 from ..errors import InvalidInput
-from ..spec import SecurityMode
 from .containerd import render_containerd_hosts
 from .containers import render_registries_conf
 from .docker import render_daemon_json
@@ -69,7 +68,7 @@ def _ca_names(found: list[Target], *, underscores: bool) -> list[str]:
     """The names under which a runtime looks up the CA of the plan's own https registries."""
     names: list[str] = []
     for target in found:
-        if not target.own or "https" not in target.schemes or target.security is SecurityMode.HTTP:
+        if not target.own or "https" not in target.schemes:
             continue
         if target.has_underscore() and not underscores:
             continue
