@@ -55,7 +55,7 @@ from .plan import StagingPlan, build_plan, plan_from_discovery
 from .policy import InsecurityPolicy
 from .probe import ProbeResult, probe_registry
 from .reference import ImageReference
-from .render import render_containerd_hosts, render_daemon_json, render_registries_conf
+from .render import render_containerd_hosts, render_daemon_json, render_registries_conf, render_tree
 from .spec import RegistrySpec, SecurityMode
 
 __version__ = "0.1.0.dev0"
@@ -116,6 +116,7 @@ __all__ = [
     "render_containerd_hosts",
     "render_daemon_json",
     "render_registries_conf",
+    "render_tree",
     "resolve_image",
     "rules_for",
 ]

@@ -21,7 +21,7 @@ from registry_config.auth import write_auth_json
 
 __all__ = ["htpasswd_registry", "token_registry"]  # fixtures imported for pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clients]
 
 LOGIN = Credentials(USER, PASSWORD)
 

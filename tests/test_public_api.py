@@ -60,6 +60,7 @@ EXPECTED = [
     "render_containerd_hosts",
     "render_daemon_json",
     "render_registries_conf",
+    "render_tree",
     "resolve_image",
     "rules_for",
 ]

@@ -234,3 +234,33 @@ def test_a_merge_that_cannot_be_written_exits_2_and_changes_nothing(
     assert done.stderr.startswith("registry-config render: error: existing daemon.json")
     assert message in done.stderr
     assert (tmp_path / "etc" / "docker" / "daemon.json").read_bytes() == existing
+
+
+def test_auth_json_is_merged_with_the_login_from_the_credentials_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    login = tmp_path / "login"
+    login.write_text("stager:s3cret-Pa55\n")
+    auth = tmp_path / "auth.json"
+    auth.write_text('{"auths": {"other.example": {"auth": "eDp5"}}, "credsStore": "none"}')
+    auth.chmod(0o644)
+    argv = ["render", "https://registry.example", "--for", "podman", "--instance", "10.0.0.5"]
+    assert main([*argv, "--auth-json", str(auth), "--credentials-file", str(login)]) == 0
+    captured = capsys.readouterr()
+    assert "s3cret-Pa55" not in captured.out + captured.err
+    data = json.loads(auth.read_text())
+    assert data["credsStore"] == "none"
+    assert data["auths"]["other.example"] == {"auth": "eDp5"}
+    assert {"registry.example", "registry.example:443", "10.0.0.5:443"} <= set(data["auths"])
+    assert oct(auth.stat().st_mode & 0o777) == "0o600"
+
+
+def test_auth_json_without_a_login_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REGISTRY_CONFIG_CREDENTIALS_FILE", raising=False)
+    auth = tmp_path / "auth.json"
+    argv = ["render", "https://registry.example", "--for", "podman", "--instance", "10.0.0.5"]
+    assert main([*argv, "--auth-json", str(auth)]) == 2
+    assert "--credentials-file" in capsys.readouterr().err
+    assert not auth.exists()

@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..auth import write_auth_json
+from ..credentials import load_credentials
 from ..errors import InvalidInput, RegistryConfigError
 from ..files import write_atomically
 from ..redact import quote
@@ -34,6 +36,7 @@ from .options import (
     add_registry_options,
     plan_from_args,
 )
+from .resolve import add_credentials_option
 
 __all__ = ["add_parser", "run"]
 
@@ -85,6 +88,13 @@ def add_parser(subparsers: Any) -> None:
         "DIR/etc/containers/...) instead of printing",
     )
     parser.add_argument(
+        "--auth-json",
+        metavar="FILE",
+        help="merge the registry login (from --credentials-file) into this Docker config.json or containers "
+        "auth.json, under every name a runtime looks up; written atomically, mode 0600, other entries kept",
+    )
+    add_credentials_option(parser)
+    parser.add_argument(
         "--root",
         metavar="DIR",
         default="/",
@@ -135,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
     runtimes = _runtimes(args)
     existing = _read(args.daemon_json, "--daemon-json") if args.daemon_json else None
     ca_pem = _read(args.ca, "--ca") if args.ca and args.output_dir else None
+    credentials = load_credentials(args.credentials_file) if args.auth_json else None
+    if args.auth_json and credentials is None:
+        raise InvalidInput("--auth-json needs --credentials-file FILE (or REGISTRY_CONFIG_CREDENTIALS_FILE)")
     plan = plan_from_args(args)
     for warning in plan.warnings:
         print(f"registry-config render: warning: {warning}", file=sys.stderr)
@@ -156,8 +169,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"registry-config render: warning: {warning}", file=sys.stderr)
     if output is not None:
         sys.stdout.write(output)
-        return 0
-    _write_tree(Path(args.output_dir), [(file.path, file.content) for file in tree])
+    else:
+        _write_tree(Path(args.output_dir), [(file.path, file.content) for file in tree])
+    if args.auth_json and credentials is not None:
+        written = write_auth_json(args.auth_json, plan, credentials)
+        print(f"wrote {written} (the login of {credentials.username!r})", file=sys.stderr)
     return 0
 
 
