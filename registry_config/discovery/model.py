@@ -54,8 +54,11 @@ def _optional_port(value: int | None) -> int | None:
 
 
 def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise InvalidAddress(f"port {value!r} is not a number in 1..65535")
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = f"; convert it first (int({value!r}))" if isinstance(value, str) and value.strip().isdecimal() else ""
+        raise InvalidAddress(f"port {value!r} is a {type(value).__name__}: it must be an int in 1..65535{hint}")
+    if not 1 <= value <= 65535:
+        raise InvalidAddress(f"port {value!r} is out of range: it must be an int in 1..65535")
     return value
 
 
@@ -285,3 +288,21 @@ class Discovery:
 
     def __len__(self) -> int:
         return len(self.instances)
+
+    def to_text(self) -> str:
+        """The snapshot as a person reads it: the query, the source, one line per instance, the warnings."""
+        from ..display import discovery_text
+
+        return discovery_text(self)
+
+    def _repr_html_(self) -> str:
+        """A compact HTML table for notebooks (every value escaped)."""
+        from ..display import discovery_html
+
+        return discovery_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display: :meth:`to_text`."""
+        from ..display import pretty
+
+        pretty(self.to_text(), "Discovery", printer, cycle)
