@@ -491,7 +491,7 @@ def test_a_backend_that_returns_no_discovery_is_a_discovery_error() -> None:
 
 
 def test_a_backends_own_discovery_errors_pass_unchanged() -> None:
-    with pytest.raises(DiscoveryUnavailable, match="^inventory down$"):
+    with pytest.raises(DiscoveryUnavailable, match=r"^inventory down$"):
         build_plan(SEED_URL, BuggyBackend("ours"))
 
 
