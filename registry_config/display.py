@@ -61,6 +61,13 @@ def _table(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
     ]
 
 
+def _url_is_an_added_instance(plan: StagingPlan) -> bool:
+    """The URL's host is an IP address that discovery did not list: the plan added it as an instance."""
+    address = plan.spec.address
+    planned = [i.endpoint for i in plan.instances] + [r.instance.endpoint for r in plan.rejected]
+    return address in planned and address not in plan.discovery.endpoints
+
+
 def plan_text(plan: StagingPlan) -> str:
     """The plan as ``registry-config plan`` prints it: the flags on one line to paste, the rules as a table."""
     discovery = plan.discovery
@@ -69,6 +76,11 @@ def plan_text(plan: StagingPlan) -> str:
         _registry_line(plan.spec),
         f"instances  {len(plan.instances)} kept, {len(plan.rejected)} rejected"
         f"  (service {_where(discovery)}, via {discovery.source}{stale})",
+    ]
+    if _url_is_an_added_instance(plan):
+        own = plan.spec.address
+        lines.append(f"           the URL's own address {own} counts as an instance: the builder contacts it")
+    lines += [
         "",
         "builder flags:",
         f"  {plan.builder_command_line}",

@@ -230,3 +230,15 @@ def test_an_ipv6_plan_displays_bracketed_endpoints() -> None:
     cells = Parsed(plan._repr_html_()).cells()
     assert cells["instances (2)"].split("\n") == ["[fd00::1]:5000", "[fd00::2]:5000"]
     assert ipaddress.ip_address("fd00::2") in {i.address for i in plan.instances}
+
+
+def test_to_text_says_when_the_urls_own_address_was_added() -> None:
+    added = build_plan("http://10.244.2.9:5000", StaticBackend(["10.244.2.6"])).to_text()
+    assert added.splitlines()[1:3] == [
+        "instances  2 kept, 0 rejected  (service 10.244.2.9, via static)",
+        "           the URL's own address 10.244.2.9:5000 counts as an instance: the builder contacts it",
+    ]
+    found = build_plan("http://10.244.2.9:5000", StaticBackend(["10.244.2.9", "10.244.2.6"])).to_text()
+    assert "counts as an instance" not in found
+    named = build_plan(SEED, StaticBackend(["10.0.0.1"])).to_text()
+    assert "counts as an instance" not in named
