@@ -254,3 +254,15 @@ def test_readable_output_is_the_plans_own_text(capsys: pytest.CaptureFixture[str
     assert status == 0
     expected = build_plan(SEED, StaticBackend(["10.0.0.1", "169.254.169.254"])).to_text()
     assert out == expected
+
+
+def test_every_plan_warning_is_one_stderr_line_once(capsys: pytest.CaptureFixture[str]) -> None:
+    # The library issues the notice while making the plan, and the command announces every plan warning again:
+    # printed once, on one line.
+    status, out, err = run(capsys, "plan", "http://10.0.0.9:5000", "--skip-ssl-validation", "--instance", "10.0.0.1")
+    assert status == 0
+    assert err.splitlines() == [
+        "registry-config plan: warning: skip_ssl_validation has no effect on an http:// registry URL (plain HTTP "
+        "has no certificate to skip): drop it, or write https:// if the registry speaks TLS"
+    ]
+    assert out.count("skip_ssl_validation has no effect") == 1  # the warnings section of the plan's own text

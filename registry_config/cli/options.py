@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import urllib.parse
+import warnings
 
 from ..backend_errors import backend_errors, backend_name
 from ..discovery.backend import DiscoveryBackend
 from ..discovery.static import StaticBackend
 from ..egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard
-from ..errors import InvalidAddress, InvalidInput
+from ..errors import InvalidAddress, InvalidInput, RegistryConfigWarning
 from ..plan import StagingPlan, build_plan
 from ..redact import quote
 from ..spec import RegistrySpec
@@ -22,6 +23,7 @@ __all__ = [
     "add_backend_options",
     "add_plan_options",
     "add_registry_options",
+    "announce_warnings",
     "backend_from_args",
     "close_backend",
     "guard_from_args",
@@ -148,6 +150,16 @@ def guard_from_args(args: argparse.Namespace) -> EgressGuard:
     return EgressGuard(
         (*DEFAULT_ALLOWED_NETWORKS, *args.allow_network), on_violation="error" if args.strict else "drop"
     )
+
+
+def announce_warnings(plan: StagingPlan) -> None:
+    """Issue each of the plan's warnings (the backend's notes too) for the command to print on stderr.
+
+    The command prints each text once (``registry_config.cli.warnings_as_lines``), so a notice the library
+    has already issued while making the plan is not printed twice.
+    """
+    for warning in plan.warnings:
+        warnings.warn(warning, RegistryConfigWarning, stacklevel=2)
 
 
 def plan_from_args(args: argparse.Namespace) -> StagingPlan:

@@ -10,6 +10,7 @@ from .options import (
     add_backend_options,
     add_plan_options,
     add_registry_options,
+    announce_warnings,
     plan_from_args,
 )
 
@@ -35,6 +36,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
+    announce_warnings(plan)
     if args.json:
         print(plan.to_json(indent=2))
     else:

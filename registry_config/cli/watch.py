@@ -31,6 +31,7 @@ from .options import (
     add_backend_options,
     add_plan_options,
     add_registry_options,
+    announce_warnings,
     backend_from_args,
     close_backend,
     guard_from_args,
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
             if record == last:
                 continue  # the instances changed in a way the plan does not show (a tag, a node name)
             last = record
+            announce_warnings(plan)
             _print_plan(plan, out, as_json=args.json, first=printed == 0)
             printed += 1
             if args.count is not None and printed >= args.count:
