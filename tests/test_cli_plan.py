@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _integration import unavailable
+from _integration import free_port, unavailable
 
 from registry_config import StaticBackend, build_plan
 from registry_config.cli import main
@@ -266,3 +266,13 @@ def test_every_plan_warning_is_one_stderr_line_once(capsys: pytest.CaptureFixtur
         "has no certificate to skip): drop it, or write https:// if the registry speaks TLS"
     ]
     assert out.count("skip_ssl_validation has no effect") == 1  # the warnings section of the plan's own text
+
+
+def test_probe_also_says_skip_ssl_validation_has_no_effect_on_http() -> None:
+    port = free_port()  # nothing listens: the probe ends unreachable (3), after the warning
+    done = cli("probe", f"http://127.0.0.1:{port}", "--skip-ssl-validation", "--timeout", "2")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr == (
+        "registry-config probe: warning: --skip-ssl-validation has no effect on an http:// URL (plain HTTP has no "
+        "certificate to skip): drop it, or write https:// if the registry speaks TLS\n"
+    )
