@@ -186,6 +186,20 @@ class ProbeResult:
     def __str__(self) -> str:
         return self.diagnosis
 
+    # Rich displays (registry_config.display renders them, as for plans and snapshots).
+
+    def _repr_html_(self) -> str:
+        """A compact HTML table for notebooks: answer, observed mode, verdict, diagnosis, instances."""
+        from .display import probe_html
+
+        return probe_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display: the report ``registry-config probe`` prints."""
+        from .display import pretty, probe_text
+
+        pretty(probe_text(self), "ProbeResult", printer, cycle)
+
 
 class _PinnedHostnameAdapter(requests.adapters.HTTPAdapter):
     """Connects to the URL's IP but checks TLS (SNI and certificate name) against the registry's host name.

@@ -351,12 +351,14 @@ def test_any_plan_renders_files_on_which_the_runtimes_agree(
 ) -> None:
     query = ServiceQuery("registry", default_port=spec.port)
     try:
-        plan = plan_from_discovery(
-            spec,
-            Discovery(query, [ServiceInstance(ip, spec.port) for ip in instances], source="t"),
-            extra_insecure=extras,
-            allow_empty=True,
-        )
+        with warnings.catch_warnings(record=True):  # the plan's notices (an IP-literal URL alone, ...)
+            warnings.simplefilter("always", RegistryConfigWarning)
+            plan = plan_from_discovery(
+                spec,
+                Discovery(query, [ServiceInstance(ip, spec.port) for ip in instances], source="t"),
+                extra_insecure=extras,
+                allow_empty=True,
+            )
     except InvalidInput:
         return
     daemon, hosts, conf = _rendered(plan)

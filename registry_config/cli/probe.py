@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
-from typing import Any, TextIO
+import warnings
+from typing import Any
 
-from ..errors import ProbeError
+from ..display import probe_text
+from ..errors import ProbeError, RegistryConfigWarning
 from ..probe import ProbeResult, probe_registry
 from . import EXIT_DISCOVERY, EXIT_MISMATCH, EXIT_OK
 from .options import add_registry_options, spec_from_args
 
-__all__ = ["add_parser", "exit_status_for", "format_result", "run"]
+__all__ = ["add_parser", "exit_status_for", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,49 +53,18 @@ def exit_status_for(result: ProbeResult) -> int:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
+    if spec.scheme == "http" and spec.skip_ssl_validation:
+        warnings.warn(
+            "--skip-ssl-validation has no effect on an http:// URL (plain HTTP has no certificate to skip): "
+            "drop it, or write https:// if the registry speaks TLS",
+            RegistryConfigWarning,
+            stacklevel=2,
+        )
     if not args.timeout > 0:
         raise ProbeError(f"--timeout {args.timeout:g}: give a positive number of seconds")
     result = probe_registry(spec, timeout=args.timeout, ca_bundle=args.ca_bundle, instances=args.instance)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        format_result(result, sys.stdout, configured=spec.security.value)
+        sys.stdout.write(probe_text(result, configured=spec.security.value))
     return exit_status_for(result)
-
-
-def _verdict(result: ProbeResult) -> str:
-    if not result.reachable:
-        return "UNREACHABLE"
-    if result.matches:
-        return "as configured"
-    return "MISMATCH" if result.observed is not None else "NOT A REGISTRY"
-
-
-def _answer(result: ProbeResult) -> str:
-    if result.status is None:
-        return "none"
-    answer = f"HTTP {result.status}"
-    if result.api_version:
-        answer += f", {result.api_version}"
-    if result.auth_challenge:
-        answer += f", {result.auth_challenge.split(' ', 1)[0]} auth"
-    return answer
-
-
-def format_result(result: ProbeResult, out: TextIO, *, configured: str) -> None:
-    """A short report: what was asked, what answered, the verdict, and the sentence to act on."""
-    observed = result.observed.value if result.observed is not None else "-"
-    out.write(f"registry   {result.target}  (configured {configured})\n")
-    out.write(f"answer     {_answer(result)}\n")
-    out.write(f"observed   {observed}\n")
-    out.write(f"verdict    {_verdict(result)}\n")
-    out.write(textwrap.fill(result.diagnosis, width=100, initial_indent="  ", subsequent_indent="  ") + "\n")
-    if result.instances:
-        out.write("\ninstances:\n")
-        for instance in result.instances:
-            observed = instance.observed.value if instance.observed is not None else "-"
-            out.write(f"  {instance.target}  {_verdict(instance)}  ({_answer(instance)}; observed {observed})\n")
-            if not instance.matches:
-                out.write(
-                    textwrap.fill(instance.diagnosis, width=100, initial_indent="    ", subsequent_indent="    ") + "\n"
-                )

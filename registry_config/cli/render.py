@@ -19,7 +19,7 @@ from typing import Any
 
 from ..auth import write_auth_json
 from ..credentials import load_credentials
-from ..errors import InvalidInput, RegistryConfigError
+from ..errors import InvalidInput, RegistryConfigError, RegistryConfigWarning
 from ..files import write_atomically
 from ..redact import quote
 from ..render import (
@@ -34,6 +34,7 @@ from .options import (
     add_backend_options,
     add_plan_options,
     add_registry_options,
+    announce_warnings,
     plan_from_args,
 )
 from .resolve import add_credentials_option
@@ -149,24 +150,19 @@ def run(args: argparse.Namespace) -> int:
     if args.auth_json and credentials is None:
         raise InvalidInput("--auth-json needs --credentials-file FILE (or REGISTRY_CONFIG_CREDENTIALS_FILE)")
     plan = plan_from_args(args)
-    for warning in plan.warnings:
-        print(f"registry-config render: warning: {warning}", file=sys.stderr)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if args.output_dir is not None:
-            tree = render_tree(
-                plan,
-                runtimes=runtimes,
-                ca_pem=ca_pem,
-                root=args.root,
-                existing_daemon_json=existing,
-                mirror_of=args.mirror_of,
-            )
-            output = None
-        else:
-            output = _printed(plan, runtimes[0], args, existing)
-    for warning in dict.fromkeys(str(w.message) for w in caught):
-        print(f"registry-config render: warning: {warning}", file=sys.stderr)
+    announce_warnings(plan)  # main prints every RegistryConfigWarning (the plan's, then rendering's) once
+    if args.output_dir is not None:
+        tree = render_tree(
+            plan,
+            runtimes=runtimes,
+            ca_pem=ca_pem,
+            root=args.root,
+            existing_daemon_json=existing,
+            mirror_of=args.mirror_of,
+        )
+        output = None
+    else:
+        output = _printed(plan, runtimes[0], args, existing)
     if output is not None:
         sys.stdout.write(output)
     else:
@@ -179,16 +175,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _printed(plan: Any, runtime: str, args: argparse.Namespace, existing: bytes | None) -> str:
     if args.root != "/":
-        print(
-            "registry-config render: warning: --root has no effect without --output-dir: printed paths are "
-            "the ones given",
-            file=sys.stderr,
+        warnings.warn(
+            "--root has no effect without --output-dir: printed paths are the ones given",
+            RegistryConfigWarning,
+            stacklevel=2,
         )
     if args.ca and runtime != "containerd":
-        print(
-            f"registry-config render: warning: --ca is not printed for {runtime}: its CA goes in a certs.d "
-            "directory; use --output-dir to write it",
-            file=sys.stderr,
+        warnings.warn(
+            f"--ca is not printed for {runtime}: its CA goes in a certs.d directory; use --output-dir to write it",
+            RegistryConfigWarning,
+            stacklevel=2,
         )
     if runtime == "docker":
         return render_daemon_json(plan, existing=existing, mirror_of=args.mirror_of)

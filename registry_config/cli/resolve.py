@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from typing import Any
 
 from ..credentials import CREDENTIALS_FILE_VARIABLE, load_credentials
-from ..errors import InvalidInput, ProbeError, RegistryConfigWarning
+from ..errors import InvalidInput, ProbeError
 from ..images import ResolvedImage, resolve_image
 from . import EXIT_DISCOVERY, EXIT_OK
-from .options import add_backend_options, add_plan_options, add_registry_options, plan_from_args
+from .options import add_backend_options, add_plan_options, add_registry_options, announce_warnings, plan_from_args
 
 __all__ = ["add_credentials_option", "add_parser", "format_resolved", "run"]
 
@@ -77,25 +76,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.timeout > 0 or args.timeout == float("inf"):
         raise InvalidInput(f"--timeout {args.timeout:g}: give a positive number of seconds")
     credentials = load_credentials(args.credentials_file)
-    plan = plan_from_args(args)  # its warnings are issued as RegistryConfigWarning, printed by main
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RegistryConfigWarning)
-        try:
-            resolved = resolve_image(
-                plan,
-                args.image,
-                credentials=credentials,
-                all_instances=args.all_instances,
-                platform=args.platform,
-                timeout=args.timeout,
-                ca_bundle=args.ca_bundle,
-            )
-        except ProbeError as exc:  # the registry cannot be asked: unreachable, TLS, rate-limited, not a registry
-            print(f"registry-config resolve: error: {exc}", file=sys.stderr)
-            return EXIT_DISCOVERY
-        finally:
-            for item in caught:
-                print(f"registry-config resolve: warning: {item.message}", file=sys.stderr)
+    plan = plan_from_args(args)
+    announce_warnings(plan)  # main prints every RegistryConfigWarning (the plan's, then resolving's) once
+    try:
+        resolved = resolve_image(
+            plan,
+            args.image,
+            credentials=credentials,
+            all_instances=args.all_instances,
+            platform=args.platform,
+            timeout=args.timeout,
+            ca_bundle=args.ca_bundle,
+        )
+    except ProbeError as exc:  # the registry cannot be asked: unreachable, TLS, rate-limited, not a registry
+        print(f"registry-config resolve: error: {exc}", file=sys.stderr)
+        return EXIT_DISCOVERY
     if args.json:
         print(json.dumps(resolved.to_dict(), indent=2))
     else:
