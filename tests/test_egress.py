@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from registry_config import InvalidAddress, InvalidEgressRule, RegistryConfigError
 from registry_config.egress import EgressRule
+from registry_config.egress.rule import trusted_rule
 
 # -- BBS's own vectors (models/security_groups_test.go) ------------------------------------------------------------
 
@@ -561,3 +562,81 @@ def test_evolve_revalidates_and_pickling_keeps_matching() -> None:
     again = pickle.loads(pickle.dumps(rule))  # noqa: S301 (our own bytes)
     assert again == rule
     assert again.allows("10.1.1.1", 80)
+
+
+# -- the trusted constructor that compaction uses -----------------------------------------------------------------
+
+
+# What compaction writes: an IPv4-mapped address it has already written as the IPv4 address it maps to.
+unmapped = st.ip_addresses().filter(lambda a: a.version == 4 or a.ipv4_mapped is None)
+
+
+@st.composite
+def trusted_arguments(draw: st.DrawFn) -> tuple[str, tuple[str, ...], Any, Any, tuple[tuple[int, int, int], ...]]:
+    """Valid tcp/udp rule values, each destination with the (version, first, last) interval it covers."""
+    destinations: list[str] = []
+    intervals: list[tuple[int, int, int]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        ip = draw(unmapped)
+        bits = ip.max_prefixlen
+        kind = draw(st.sampled_from(["ip", "cidr", "range"]))
+        if kind == "ip":
+            destinations.append(str(ip))
+            intervals.append((ip.version, int(ip), int(ip)))
+        elif kind == "cidr":
+            network = ipaddress.ip_network((ip, draw(st.integers(0, bits))), strict=False)
+            destinations.append(str(network))
+            intervals.append((ip.version, int(network.network_address), int(network.broadcast_address)))
+        else:
+            last = type(ip)(draw(st.integers(int(ip), 2**bits - 1)))
+            if last.version == 6 and last.ipv4_mapped is not None:  # type: ignore[union-attr]
+                last = ip
+            destinations.append(f"{ip}-{last}")
+            intervals.append((ip.version, int(ip), int(last)))
+    protocol = draw(st.sampled_from(["tcp", "udp"]))
+    if draw(st.booleans()):
+        return (
+            protocol,
+            tuple(destinations),
+            tuple(draw(st.lists(st.integers(1, 65535), min_size=1))),
+            None,
+            tuple(intervals),
+        )
+    start = draw(st.integers(1, 65535))
+    return protocol, tuple(destinations), None, (start, draw(st.integers(start, 65535))), tuple(intervals)
+
+
+@given(trusted_arguments(), st.ip_addresses(), st.integers(1, 65535))
+def test_the_trusted_constructor_equals_the_public_one(
+    arguments: tuple[str, tuple[str, ...], Any, Any, tuple[tuple[int, int, int], ...]],
+    probe: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    port: int,
+) -> None:
+    protocol, destinations, ports, port_range, intervals = arguments
+    trusted = trusted_rule(protocol, destinations, ports, port_range, intervals)
+    public = EgressRule(protocol, destinations, ports=ports, port_range=port_range)
+    assert trusted == public
+    assert hash(trusted) == hash(public)
+    assert repr(trusted) == repr(public)
+    assert str(trusted) == str(public)
+    assert attrs.asdict(trusted) == attrs.asdict(public)  # the private intervals too: asdict holds every field
+    assert trusted.to_bbs() == public.to_bbs()
+    ends = [
+        ipaddress.IPv4Address(v) if version == 4 else ipaddress.IPv6Address(v)
+        for version, first, last in intervals
+        for v in (first, last)
+    ]
+    for address in (probe, *ends):
+        assert trusted.allows(address, port, protocol=protocol) == public.allows(address, port, protocol=protocol)
+    assert attrs.evolve(trusted, log=True) == attrs.evolve(public, log=True)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        trusted.log = True  # type: ignore[misc]
+
+
+def test_the_formats_build_the_class_they_are_called_on() -> None:
+    class Named(EgressRule):
+        pass
+
+    data = {"protocol": "tcp", "destinations": ["10.0.0.1"], "ports": [80], "log": False}
+    assert type(Named.from_bbs(data)) is Named
+    assert type(Named.from_asg({"protocol": "tcp", "destination": "10.0.0.1", "ports": "80"})) is Named

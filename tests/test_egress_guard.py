@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry_config import EgressPolicyError, InvalidAddress, RegistryConfigError, ServiceInstance
-from registry_config.egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard, RejectedInstance, _plain_ipv4
+from registry_config.egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard, RejectedInstance
+from registry_config.egress.guard import _plain_ipv4
 from registry_config.errors import InvalidInput
 
 

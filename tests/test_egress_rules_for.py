@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry_config import InvalidEgressRule, ServiceInstance
-from registry_config.egress import EgressRule, _address_text, rules_for
+from registry_config.egress import EgressRule, rules_for
+from registry_config.egress.compaction import _address_text
 from registry_config.errors import InvalidInput
 
 
