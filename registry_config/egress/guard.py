@@ -25,7 +25,7 @@ import attrs
 from ..address import IPAddress
 from ..discovery.model import ServiceInstance
 from ..errors import EgressPolicyError, InvalidAddress, InvalidInput
-from ._addresses import IPNetwork, as_ip, unmap
+from ._addresses import IPNetwork, as_ip, embedded_ipv4, unmap
 from ._messages import show
 
 __all__ = ["DEFAULT_ALLOWED_NETWORKS", "EgressGuard", "RejectedInstance"]
@@ -158,8 +158,7 @@ class RejectedInstance:
 class EgressGuard:
     """Decides which instance addresses a staging container may be opened to.
 
-    An address (an IPv4-mapped IPv6 address is judged as the IPv4 address it
-    maps to) is allowed when both hold:
+    An address is allowed when both hold:
 
     1. some network in ``allowed_networks`` contains it; and
     2. if it belongs to a special class (the cloud metadata addresses
@@ -174,6 +173,18 @@ class EgressGuard:
     ``["169.254.0.0/16"]`` allows link-local addresses but not the metadata
     service, which only ``169.254.169.254`` (``/32``) itself opens. The
     default allows the private networks in :data:`DEFAULT_ALLOWED_NETWORKS`.
+
+    IPv6 addresses that carry an IPv4 address are judged by it. An
+    IPv4-mapped address (``::ffff:a.b.c.d``) is the IPv4 address itself, and
+    is judged as that address alone. A NAT64 (``64:ff9b::/96``), 6to4
+    (``2002::/16``) or IPv4-compatible (``::/96``, but not ``::`` or ``::1``)
+    address reaches its IPv4 address through a gateway or relay, so both the
+    IPv6 address and the IPv4 address it carries must be allowed, each by the
+    rule above: ``["0.0.0.0/0", "::/0"]`` still refuses
+    ``64:ff9b::a9fe:a9fe``, ``2002:a9fe:a9fe::1`` and ``::a9fe:a9fe`` (the
+    metadata service), and ``::/0`` alone opens none of these forms, since no
+    IPv4 network is listed. A listed IPv6 network never opens the IPv4
+    address inside: list the IPv4 network as you would for the plain address.
 
     ``allowed_networks`` takes CIDRs (host bits must be zero), single IPs and
     ``ipaddress`` objects; they are kept sorted and deduplicated, so two guards
@@ -193,9 +204,34 @@ class EgressGuard:
         object.__setattr__(self, "_allowed", tuple(allowed))
 
     def reason(self, address: str | IPAddress) -> str | None:
-        """Why ``address`` is refused, as a sentence naming its class; ``None`` when it is allowed."""
+        """Why ``address`` is refused, as a sentence naming its class; ``None`` when it is allowed.
+
+        A refused IPv6 address that carries an IPv4 address is named with its
+        form and that address, for example ``64:ff9b::a9fe:a9fe (NAT64 form of
+        169.254.169.254) is link-local (the cloud metadata service); ...``.
+        """
         given = as_ip(address, where="egress guard")
         ip = unmap(given)
+        if ip is not given:
+            return self._judge(ip, f"{given} (IPv4-mapped {ip})", public=ip.is_global)
+        if ip.version == 6:
+            embedded = embedded_ipv4(ip)
+            if embedded is not None:
+                inner, form = embedded
+                # Where the packets end up first: that refusal is the one an operator must see.
+                why = self._judge(inner, f"{given} ({form} form of {inner})", public=inner.is_global)
+                if why is None:
+                    why = self._judge(ip, str(given), public=False)
+                    if why is not None:
+                        why += (
+                            f"; it is the {form} form of {inner}, which they allow, but the IPv6 address itself "
+                            "must be allowed too"
+                        )
+                return why
+        return self._judge(ip, str(given), public=ip.is_global)
+
+    def _judge(self, ip: IPAddress, label: str, *, public: bool) -> str | None:
+        """The class docstring's rule for one address, ``ip``, named ``label`` in the refusal."""
         version, value = ip.version, int(ip)
         special = None
         for v, first, last, index in _SPECIAL_INTERVALS:
@@ -205,9 +241,8 @@ class EgressGuard:
         covering = [index for v, first, last, index in self._allowed if v == version and first <= value <= last]
         if special is None and covering:
             return None  # the common case first: a plain address inside an allowed network
-        label = str(given) if ip is given else f"{given} (IPv4-mapped {ip})"
         if special is None:
-            kind = " a public address;" if ip.is_global else ""
+            kind = " a public address;" if public else ""
             return f"{label} is{kind} not in the allowed networks ({self._networks_text()})"
         block, what = _SPECIAL[special]
         if any(self.allowed_networks[index].subnet_of(block) for index in covering):  # type: ignore[arg-type]
