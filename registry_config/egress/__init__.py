@@ -28,6 +28,7 @@ The modules, one idea each (import the names from here; the modules are the
 package's own layout):
 
 * :mod:`~registry_config.egress.rule`: :class:`EgressRule`;
+* :mod:`~registry_config.egress.display`: a rule shown in a notebook (IPython's ``_repr_pretty_``, ``_repr_html_``);
 * :mod:`~registry_config.egress.formats`: BBS and Cloud Controller JSON, read and written;
 * :mod:`~registry_config.egress.guard`: :class:`EgressGuard`, :class:`RejectedInstance`,
   :data:`DEFAULT_ALLOWED_NETWORKS`;

@@ -1,11 +1,12 @@
-"""The egress rule: one BBS ``SecurityGroupRule``, validated as BBS validates it, and shown in notebooks.
+"""The egress rule: one BBS ``SecurityGroupRule``, validated as BBS validates it.
 
 :class:`EgressRule` is validated as Diego's BBS validates a
 ``SecurityGroupRule`` (``models/security_groups.go``, checked in
 ``_checks``), so a rule this library makes is never refused at task
 creation (the original Go stager sent a protocol ``"TCP"``, which BBS refuses),
 and operators' rules read from BBS or Cloud Controller JSON (:mod:`.formats`)
-are checked before they reach a task.
+are checked before they reach a task. In a notebook it shows as a one-line
+summary or a small table (:mod:`.display`).
 
 :func:`trusted_rule` is the one fast way to build a rule without checking it
 again, for :mod:`.compaction`, which makes thousands of rules from values it has
@@ -16,18 +17,25 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
 from ..address import IPAddress
 from ..errors import InvalidAddress, InvalidInput
-from . import formats
+from . import display, formats
 from ._addresses import IPNetwork, as_ip, unmap
 from ._checks import Interval, check_port, check_rule, refused
 from ._messages import show
 
 __all__ = ["EgressRule", "trusted_rule"]
+
+
+class _Printer(Protocol):
+    """What ``_repr_pretty_`` needs of IPython's ``PrettyPrinter``, so that this package does not import it."""
+
+    def text(self, obj: str) -> None: ...
+
 
 _SINGLE_DESTINATION = (str, ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network)
 
@@ -149,6 +157,16 @@ class EgressRule:
         if self.icmp_info is not None:
             text += f" type {self.icmp_info[0]} code {self.icmp_info[1]}"
         return text + (" (logged)" if self.log else "")
+
+    # -- notebooks --
+
+    def _repr_pretty_(self, printer: _Printer, cycle: bool) -> None:
+        """IPython's pretty-printing protocol: one line, ``EgressRule tcp → 10.0.0.0/31 ports 8080``."""
+        printer.text(display.summary(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a small table of the rule's fields, every value HTML-escaped."""
+        return display.html_table(self)
 
     # -- BBS JSON --
 
