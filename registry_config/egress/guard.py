@@ -213,25 +213,35 @@ class EgressGuard:
         given = as_ip(address, where="egress guard")
         ip = unmap(given)
         if ip is not given:
-            return self._judge(ip, f"{given} (IPv4-mapped {ip})", public=ip.is_global)
+            return self._judge(ip, given, "IPv4-mapped")
         if ip.version == 6:
             embedded = embedded_ipv4(ip)
             if embedded is not None:
                 inner, form = embedded
                 # Where the packets end up first: that refusal is the one an operator must see.
-                why = self._judge(inner, f"{given} ({form} form of {inner})", public=inner.is_global)
+                why = self._judge(inner, given, f"{form} form of")
                 if why is None:
-                    why = self._judge(ip, str(given), public=False)
+                    why = self._judge(ip, given, say_public=False)
                     if why is not None:
                         why += (
                             f"; it is the {form} form of {inner}, which they allow, but the IPv6 address itself "
                             "must be allowed too"
                         )
                 return why
-        return self._judge(ip, str(given), public=ip.is_global)
+        return self._judge(ip, given)
 
-    def _judge(self, ip: IPAddress, label: str, *, public: bool) -> str | None:
-        """The class docstring's rule for one address, ``ip``, named ``label`` in the refusal."""
+    def _judge(
+        self, ip: IPAddress, given: IPAddress, form: str | None = None, *, say_public: bool = True
+    ) -> str | None:
+        """The class docstring's rule for one address, ``ip``, read from ``given`` (in ``form``, if not itself).
+
+        The refusal names ``given``, and ``form`` and ``ip`` after it when
+        ``ip`` was read out of it (``::ffff:a9fe:a9fe (IPv4-mapped
+        169.254.169.254)``). ``say_public=False`` leaves out "a public
+        address" (an embedded form's IPv6 side: where it leads may well be
+        private). Text is made only for a refusal: ``check`` calls this for
+        every IPv6 address, and writing one costs more than judging it.
+        """
         version, value = ip.version, int(ip)
         special = None
         for v, first, last, index in _SPECIAL_INTERVALS:
@@ -241,8 +251,9 @@ class EgressGuard:
         covering = [index for v, first, last, index in self._allowed if v == version and first <= value <= last]
         if special is None and covering:
             return None  # the common case first: a plain address inside an allowed network
+        label = str(given) if form is None else f"{given} ({form} {ip})"
         if special is None:
-            kind = " a public address;" if public else ""
+            kind = " a public address;" if say_public and ip.is_global else ""  # is_global is slow: only here
             return f"{label} is{kind} not in the allowed networks ({self._networks_text()})"
         block, what = _SPECIAL[special]
         if any(self.allowed_networks[index].subnet_of(block) for index in covering):  # type: ignore[arg-type]
