@@ -99,7 +99,7 @@ def destination_problem(value: object) -> tuple[Interval | None, str | None]:
 def check_port(value: object) -> str | None:
     if not is_int(value):
         return f"{show(value)} is not a port number"
-    if not 1 <= value <= 65535:  # type: ignore[operator]  # _is_int said it is an int
+    if not 1 <= value <= 65535:  # type: ignore[operator]  # is_int said it is an int
         return f"{value} is not a port in 1..65535"
     return None
 

@@ -95,9 +95,6 @@ def from_bbs(cls: type[Rule], data: Mapping[str, Any], *, where: str = "") -> Ru
     )
 
 
-# -- Cloud Controller ASG JSON --
-
-
 def to_asg(rule: EgressRule) -> list[dict[str, Any]]:
     """:meth:`EgressRule.to_asg <registry_config.egress.EgressRule.to_asg>`."""
     if rule.icmp_info is not None and not all(-1 <= value <= 255 for value in rule.icmp_info):
