@@ -16,8 +16,9 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import passwords
 
-from registry_config import InvalidAddress, InvalidEgressRule, RegistryConfigError
+from registry_config import EgressGuard, InvalidAddress, InvalidEgressRule, RegistryConfigError, rules_for
 from registry_config.egress import EgressRule
 from registry_config.egress.rule import trusted_rule
 
@@ -767,3 +768,40 @@ def test_html_display_shows_any_text_as_text(description: str, annotations: list
     assert rows["description"] == description
     if annotations:
         assert rows["annotations"] == "\n".join(annotations)
+
+
+# -- refused values are shown redacted, then cut ------------------------------------------------------------------
+
+
+@given(passwords())
+def test_a_password_in_a_refused_value_is_never_echoed(password: str) -> None:
+    url = f"http://user:{password}@10.0.0.1"
+    attempts: list[Any] = [
+        lambda: EgressRule("tcp", [url], ports=[80]),
+        lambda: EgressRule("tcp", [{"destination": url}], ports=[80]),
+        lambda: EgressRule(url, ["10.0.0.1"], ports=[80]),
+        lambda: EgressRule("tcp", ["10.0.0.1"], ports=[80], description=[url]),
+        lambda: EgressRule.from_bbs({"protocol": "tcp", "destinations": [url], "ports": [80]}),
+        lambda: EgressRule.from_bbs({"protocol": "tcp", "destinations": ["10.0.0.1"], "ports": [80], url: 1}),
+        lambda: EgressRule.from_asg({"protocol": "tcp", "destination": url, "ports": "80"}),
+        lambda: EgressRule.from_asg({"protocol": "tcp", "destination": "10.0.0.1", "ports": url}),
+        lambda: EgressRule("tcp", ["10.0.0.1"], ports=[80]).allows(url, 80),
+        lambda: EgressGuard([url]),
+        lambda: EgressGuard().reason(url),
+        lambda: EgressGuard(on_violation=url),  # type: ignore[arg-type]
+        lambda: rules_for([], protocol=url),
+    ]
+    for attempt in attempts:
+        with pytest.raises(RegistryConfigError) as info:
+            attempt()
+        assert password not in str(info.value)
+        assert "user:" not in str(info.value)
+
+
+def test_a_token_in_a_query_is_redacted_and_long_values_are_cut() -> None:
+    with pytest.raises(InvalidEgressRule) as info:
+        EgressRule.from_asg({"protocol": "tcp", "destination": "10.0.0.1?token=abcdef123", "ports": "80"})
+    assert str(info.value) == "destination: '10.0.0.1?token=<redacted>' is not an IP, CIDR or range"
+    with pytest.raises(InvalidEgressRule) as info:
+        EgressRule("tcp", ["x" * 10_000], ports=[80])
+    assert str(info.value) == f"destinations[0]: '{'x' * 77}...' is not an IP, CIDR or range"
