@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from strategies import HOSTILE_FRAGMENTS, hostile_text, image_references, registry_urls
 
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
-from registry_config.discovery.registry import BackendRegistry, backend_name, redact_url
+from registry_config.discovery.registry import BackendRegistry, backend_name
 from registry_config.discovery.static import StaticBackend
 from registry_config.errors import RegistryConfigError
+from registry_config.redact import redact
 from registry_config.spec import RegistrySpec
 
 # Text with the characters that broke parsers before, and plain arbitrary text.
@@ -97,7 +98,7 @@ def test_backend_from_url(text: str) -> None:
     if backend is not None:
         backend.close()
     only_ours(backend_name, text)
-    assert isinstance(redact_url(text), str)
+    assert isinstance(redact(text, entry=True), str)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from ..errors import (
     InvalidInput,
     UnknownBackendError,
 )
+from ..redact import redact, shorten
 from ..resolver import Resolver, resolve
 from .backend import BackendBase, StopSignal, poll_watch
 from .model import Discovery, ServiceInstance, ServiceQuery
@@ -235,6 +236,9 @@ class DnsBackend(BackendBase):
             raise InvalidInput(
                 f"DNS backend URL {shown!r}: expected dns://HOST[:PORT] or dns: for the system's servers"
             )
+        if "@" in url:
+            # Before any part is read (and echoed): a password may hold '/', '?' or '#'.
+            raise InvalidInput(f"DNS backend URL {shown!r}: user-info ('...@') is not allowed")
         rest, _, fragment = rest.partition("#")
         if fragment:
             raise InvalidInput(f"DNS backend URL {shown!r}: a fragment ('#...') is not allowed")
@@ -624,15 +628,8 @@ def _min(values: Iterable[int]) -> int | None:
 
 
 def _shown(url: str) -> str:
-    """The URL as messages echo it: no user-info, no option values (a stray ``token=`` must not leak)."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        return url.partition("?")[0].partition("#")[0]
-    authority = rest.partition("?")[0].partition("#")[0]
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    options = "?..." if "?" in rest else ""
-    return f"{head}://{authority}{options}"
+    """The URL as messages echo it: its user-info, secret-named values, bare query parts and fragment withheld."""
+    return shorten(redact(url, entry=True), 200)
 
 
 def _float_option(url: str, key: str, text: str) -> float:
