@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ..errors import InvalidInput, RegistryConfigError, UnknownBackendError
+from ..errors import InvalidInput, MissingDependencyError, RegistryConfigError, UnknownBackendError
 from ..redact import quote, redact, secrets_of, shorten
 from .backend import DiscoveryBackend
 
@@ -368,7 +368,7 @@ class BackendRegistry:
     def _missing(self, info: BackendInfo, exc: ImportError) -> UnknownBackendError:
         missing = (exc.name or "").partition(".")[0]
         if info.extra is not None and (missing in info.requires or not info.installed):
-            return UnknownBackendError(
+            return MissingDependencyError(
                 f"the {info.name!r} backend needs the {info.extra!r} extra, which is not installed: "
                 f"pip install 'registry-config[{info.extra}]'"
             )
