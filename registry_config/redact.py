@@ -45,10 +45,14 @@ __all__ = ["MARK", "quote", "redact", "secrets_of", "shorten"]
 MARK = "<redacted>"
 """What a secret is replaced by."""
 
-_SENSITIVE_NAME = r"[A-Za-z0-9_.-]*(?:token|secret|passw|pwd|key|auth|credential|signature|sig)[A-Za-z0-9_.-]*"
+# Bounded repeats: an unbounded one before an alternation backtracks quadratically on a long run of name characters.
+_SENSITIVE_NAME = (
+    r"[A-Za-z0-9_.-]{0,64}(?:token|secret|passw|pwd|key|auth|credential|signature|sig)[A-Za-z0-9_.-]{0,64}"
+)
 _SENSITIVE = re.compile(rf"{_SENSITIVE_NAME}\Z", re.IGNORECASE)
 _QUERY_SECRET = re.compile(rf"([?&;#](?:{_SENSITIVE_NAME})=)([^&#\s'\"]+)", re.IGNORECASE)
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s'\"<>]*@")
+_RUN = re.compile(r"[^\s'\"<>]+")  # a run of text a URL may span (it ends at a blank or a quote)
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 _ENTRY_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _HEADER = re.compile(
     r"((?:authorization|proxy-authorization|x-consul-token|x-auth-token)\s*[:=]\s*)"
@@ -76,10 +80,31 @@ def redact(text: str, secrets: Iterable[str | None] = (), *, entry: bool = False
         text = text.replace(secret, MARK)
     if entry:
         text = _redact_entry(text)
-    text = _USERINFO.sub(lambda m: f"{m.group(1)}***@", text)
+    if "@" in text and "://" in text:
+        text = _RUN.sub(lambda m: _hide_userinfo(m.group()), text)
     text = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MARK}", text)
     text = _HEADER.sub(lambda m: f"{m.group(1)}{MARK}", text)
     return _SCHEME_CREDENTIALS.sub(lambda m: f"{m.group(1)}{MARK}", text)
+
+
+def _hide_userinfo(run: str) -> str:
+    """``run`` (no blanks or quotes) with everything from its first ``scheme://`` to its last ``@`` hidden.
+
+    Written out rather than as one regular expression: ``[A-Za-z][A-Za-z0-9+.-]*://[^ ]*@`` backtracks
+    quadratically over a long run of scheme characters, and messages may echo long hostile text.
+    """
+    at = run.rfind("@")
+    pos = run.find("://")
+    while 0 <= pos < at:
+        start = pos
+        while start > 0 and run[start - 1] in _SCHEME_CHARS:
+            start -= 1
+        while start < pos and not run[start].isalpha():
+            start += 1
+        if start < pos and run[start].isascii():
+            return f"{run[: pos + 3]}***{run[at:]}"
+        pos = run.find("://", pos + 3)
+    return run
 
 
 def _split_entry(text: str) -> tuple[str, str | None, str, str | None, str | None]:

@@ -37,6 +37,8 @@ DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 _OFFICIAL_PREFIX = "library/"
 _NAME_TOTAL_LENGTH_MAX = 255
+# A name of 255, ':' and a tag of 128, '@' and the longest digest ("sha512:" and 128 hex digits), with room to spare.
+_TEXT_LENGTH_MAX = 600
 
 # The productions of distribution/reference regexp.go; Go's \w is ASCII-only,
 # so it is spelled out (Python's \w would admit any Unicode letter).
@@ -159,6 +161,12 @@ def _parse(text: object) -> tuple[str, str, str | None, str | None]:
         raise InvalidImageReference(f"an image reference must be text, got {type(text).__name__}")
     if not text:
         raise _fail(text, "repository name must have at least one component")
+    if len(text) > _TEXT_LENGTH_MAX:
+        # Before any regular expression: Python's backtracking engine (unlike Go's RE2) is slow on long hostile text.
+        raise InvalidImageReference(
+            f"image reference {quote(text, entry=_may_hold_userinfo(text), limit=80)}: {len(text)} characters is "
+            f"longer than any reference Docker accepts ({_TEXT_LENGTH_MAX} at most)"
+        )
     if "://" in text:
         raise _fail(text, "has a scheme; an image reference is [REGISTRY/]REPOSITORY[:TAG][@DIGEST], without one")
     if "@" in text and "/" in text.rpartition("@")[2]:  # a digest holds no '/': this '@' ends user-info
