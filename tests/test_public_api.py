@@ -12,6 +12,7 @@ EXPECTED = [
     "DEFAULT_ALLOWED_NETWORKS",
     "CachingBackend",
     "ConsulBackend",
+    "Credentials",
     "Discovery",
     "DiscoveryAuthError",
     "DiscoveryBackend",
@@ -41,6 +42,7 @@ EXPECTED = [
     "RegistrySpec",
     "RejectedInstance",
     "ReplicaMismatchError",
+    "ResolvedImage",
     "SecurityMode",
     "ServiceInstance",
     "ServiceQuery",
@@ -54,9 +56,12 @@ EXPECTED = [
     "plan_from_discovery",
     "probe_registry",
     "register_backend",
+    "render_auth_json",
     "render_containerd_hosts",
     "render_daemon_json",
     "render_registries_conf",
+    "render_tree",
+    "resolve_image",
     "rules_for",
 ]
 

@@ -10,6 +10,9 @@ stderr and an exit status, never a traceback:
 3     discovery failed (Consul or DNS unreachable, refused, garbled)
 4     no instance left, or the egress guard refused one
 5     the registry answers, but not as configured (``probe``)
+6     the image (repository, tag, digest or platform) is not found (``resolve``)
+7     the registry wants a login, or refused the one given (``resolve``)
+8     the registry's instances disagree on the image (``resolve --all-instances``)
 ====  =========================================================
 """
 
@@ -24,19 +27,25 @@ from .. import __version__
 from ..errors import (
     DiscoveryError,
     EgressPolicyError,
+    ImageNotFoundError,
     InvalidInput,
     NoInstancesError,
+    RegistryAuthError,
     RegistryConfigError,
+    ReplicaMismatchError,
     UnknownBackendError,
 )
 
 __all__ = [
     "COMMANDS",
+    "EXIT_AUTH",
     "EXIT_DISCOVERY",
+    "EXIT_IMAGE_NOT_FOUND",
     "EXIT_INVALID",
     "EXIT_MISMATCH",
     "EXIT_NO_INSTANCES",
     "EXIT_OK",
+    "EXIT_REPLICAS_DISAGREE",
     "console_main",
     "exit_status",
     "main",
@@ -47,13 +56,22 @@ EXIT_INVALID = 2
 EXIT_DISCOVERY = 3
 EXIT_NO_INSTANCES = 4
 EXIT_MISMATCH = 5
+EXIT_IMAGE_NOT_FOUND = 6
+EXIT_AUTH = 7
+EXIT_REPLICAS_DISAGREE = 8
 
 # Sub-command modules of this package, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("plan", "probe", "render", "backends", "watch")
+COMMANDS: tuple[str, ...] = ("plan", "probe", "render", "resolve", "backends", "watch")
 
 
 def exit_status(error: RegistryConfigError) -> int:
     """The exit status for an error the library raised on purpose."""
+    if isinstance(error, ImageNotFoundError):
+        return EXIT_IMAGE_NOT_FOUND
+    if isinstance(error, RegistryAuthError):
+        return EXIT_AUTH
+    if isinstance(error, ReplicaMismatchError):
+        return EXIT_REPLICAS_DISAGREE
     if isinstance(error, (NoInstancesError, EgressPolicyError)):
         return EXIT_NO_INSTANCES
     if isinstance(error, DiscoveryError):
