@@ -105,7 +105,8 @@ class _Answer:
 
 def _check_positive(value: object, *, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"{what} must be a positive number of seconds, got {value!r}")
+        shown = repr(value) if isinstance(value, (int, float)) else f"(a {type(value).__name__})"
+        raise InvalidInput(f"{what} must be a positive number of seconds, got {shown}")
     return float(value)
 
 
@@ -212,7 +213,7 @@ class DnsBackend(BackendBase):
             domain = domain.strip(".").lower() if isinstance(domain, str) else domain
             if not isinstance(domain, str) or not is_hostname(domain):
                 raise InvalidInput(
-                    f"DNS backend: domain {domain!r} is not a DNS name; give Consul's domain "
+                    f"DNS backend: domain {quote(domain, limit=80)} is not a DNS name; give Consul's domain "
                     "(usually 'consul') or None for plain DNS names"
                 )
         self._domain = domain
@@ -512,7 +513,8 @@ class DnsBackend(BackendBase):
                 addresses = resolve(host, self._resolver)
             except OSError as exc:
                 raise DiscoveryUnavailable(
-                    f"DNS backend: cannot resolve nameserver {host!r} ({exc}); give its IP address instead"
+                    f"DNS backend: cannot resolve nameserver {host!r} ({quote(exc, limit=120)}); "
+                    "give its IP address instead"
                 ) from exc
             servers.extend(_Server(str(address), port) for address in addresses)
         if not servers:
@@ -525,11 +527,14 @@ class DnsBackend(BackendBase):
             system = lib.resolver.Resolver(filename=RESOLV_CONF)
         except lib.resolver.NoResolverConfiguration as exc:
             raise DiscoveryUnavailable(
-                f"DNS backend: no system nameserver to ask ({exc}: {RESOLV_CONF} is missing or lists none); "
+                f"DNS backend: no system nameserver to ask ({type(exc).__name__}: {RESOLV_CONF} is missing or "
+                "lists none); "
                 "give the servers, e.g. dns://127.0.0.1:8600 for a local Consul agent"
             ) from exc
         except (OSError, ValueError, lib.exception.DNSException) as exc:
-            raise DiscoveryUnavailable(f"DNS backend: cannot read {RESOLV_CONF} ({exc}); give the servers") from exc
+            raise DiscoveryUnavailable(
+                f"DNS backend: cannot read {RESOLV_CONF} ({quote(exc, limit=120)}); give the servers"
+            ) from exc
         servers: list[_Server] = []
         for entry in system.nameservers:
             if isinstance(entry, str):

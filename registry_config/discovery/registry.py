@@ -307,11 +307,13 @@ class BackendRegistry:
         try:
             found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         except Exception as exc:  # noqa: BLE001 (a broken distribution's metadata must not break every lookup)
-            log.warning("cannot read entry points of group %r: %s", ENTRY_POINT_GROUP, exc)
+            log.warning("cannot read entry points of group %r: %s", ENTRY_POINT_GROUP, _scrub(str(exc)))
             return
         for point in sorted(found, key=lambda ep: (ep.name, ep.value)):
             dist = getattr(getattr(point, "dist", None), "name", None)
-            where = f"entry point {point.name!r} = {point.value!r}" + (f" of {dist}" if dist else "")
+            where = f"entry point {quote(point.name, limit=80)} = {quote(point.value, limit=120)}" + (
+                f" of {quote(dist, limit=80)}" if dist else ""
+            )
             if not _NAME.match(point.name):
                 log.warning("skipping %s: not a valid backend name", where)
                 continue
