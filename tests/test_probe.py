@@ -23,7 +23,6 @@ from _registry import (
     redirect_to_https,
     registry_ca,
     self_signed_registry,
-    silent_port,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,7 +41,6 @@ __all__ = [  # fixtures imported for pytest, named so that linters see them used
     "redirect_to_https",
     "registry_ca",
     "self_signed_registry",
-    "silent_port",
 ]
 
 HTTP, UNVERIFIED, VERIFIED = SecurityMode.HTTP, SecurityMode.HTTPS_UNVERIFIED, SecurityMode.HTTPS_VERIFIED
