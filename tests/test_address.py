@@ -17,7 +17,7 @@ from registry_config.address import (
     is_hostname,
     parse_ip,
     parse_port,
-    redact_userinfo,
+    problem_character,
     split_host_port,
 )
 from registry_config.errors import InvalidAddress, RegistryConfigError
@@ -206,17 +206,39 @@ def test_format_host_brackets_only_ipv6() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "shown"),
+    ("text", "words"),
     [
-        ("http://user:secret@host:80", "http://***@host:80"),
-        ("http://user:se/cr?et#x@host", "http://***@host"),
-        ("http://user:p@ss@host/", "http://***@host/"),
-        ("user:secret@host", "<redacted>"),
-        ("http://host:80/path", "http://host:80/path"),
+        ("host\t:80", "contains '\\t' at column 4"),
+        ("u:p ss@host\n", "contains '\\n' at column 8"),  # counted on '***@host\n', the text shown
+        (
+            "u:p ss@host",
+            "contains whitespace or a control character in a part not shown (user-info, query or fragment)",
+        ),
+        ("host:80", None),
     ],
 )
-def test_redact_userinfo_hides_everything_up_to_the_last_at(text: str, shown: str) -> None:
-    assert redact_userinfo(text) == shown
+def test_problem_character_counts_columns_on_the_text_as_shown(text: str, words: str | None) -> None:
+    assert problem_character(text) == words
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["user:s3cr3t@host:80", "http://user:s3cr3t@host:80", "u:s3/cr?e#t@host", "u:s3cr3t@[::1]:5000", "us:s3cr3t @h"],
+)
+def test_an_entry_with_user_info_is_refused_without_its_password(text: str) -> None:
+    with pytest.raises(InvalidAddress, match="user-info") as caught:
+        split_host_port(text, where="entry")
+    assert "s3" not in str(caught.value)
+    assert caught.value.__context__ is None
+
+
+def test_a_where_that_quoted_the_entry_raw_is_scrubbed() -> None:
+    # A caller (build_plan's extra_insecure) may put the entry itself into `where`.
+    entry = "admin:hunter2/x@host:5000"
+    with pytest.raises(InvalidAddress) as caught:
+        split_host_port(entry, where=f"extra insecure registry #0 {entry!r}")
+    assert "hunter2" not in str(caught.value)
+    assert caught.value.__context__ is None
 
 
 # --- resolver -------------------------------------------------------------------------------------------------
