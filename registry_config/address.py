@@ -148,6 +148,11 @@ def _split_host_port(text: str, where: str) -> tuple[str, int | None]:
         if close < 0:
             raise InvalidAddress(f"{where}: {shown} opens '[' without closing it")
         host, rest = text[1:close], text[close + 1 :]
+        if "%" in host:
+            raise InvalidAddress(
+                f"{where}: {quote(host, entry=True, limit=80)} has a zone id ({quote(host[host.index('%') :], limit=24)});"
+                " zone ids are not supported: give the registry's routable (global or unique local) address"
+            )
         ip = parse_ip(host)
         if ip is None or ip.version != 6:
             raise InvalidAddress(f"{where}: {quote(host, entry=True, limit=80)} in brackets is not an IPv6 address")

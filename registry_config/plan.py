@@ -264,10 +264,11 @@ def _extra_entries(entries: Iterable[str]) -> tuple[str, ...]:
                 f"extra insecure registry #{i} {quote(entry, limit=120)} holds a comma; give one host:port per "
                 "entry (repeat --insecure-registry, or pass a list), since the builder splits its flag on commas"
             )
-        host, port = split_host_port(entry, where=f"extra insecure registry #{i} {entry!r}")
+        host, port = split_host_port(entry, where=f"extra insecure registry #{i}")  # it quotes the entry, redacted
         if port is None:
             raise InvalidAddress(
-                f"extra insecure registry #{i} {entry!r} has no port; the builder expects host:port (e.g. {host}:5000)"
+                f"extra insecure registry #{i} {quote(entry, entry=True, limit=120)} has no port; the builder expects "
+                f"host:port (e.g. {host}:5000)"
             )
         checked.append(format_host_port(host, port))
     return tuple(checked)

@@ -70,7 +70,7 @@ def test_split_host_port_accepts_and_normalizes(text: str, expected: tuple[str, 
         ("[::1", "entry: '[::1' opens '[' without closing it"),
         ("[::1]x", "entry: '[::1]x' has 'x' after ']'; expected ':port'"),
         ("[10.0.0.1]:80", "entry: '10.0.0.1' in brackets is not an IPv6 address"),
-        ("[fe80::1%eth0]:80", "in brackets is not an IPv6 address"),
+        ("[fe80::1%eth0]:80", "has a zone id"),
         ("fe80::1%eth0", "is not an IPv6 address; write an IPv6 address with a port as [addr]:port"),
         ("1200:0000:AB00:1234:0000:2552:7777:1313:8080", "is not an IPv6 address"),
         ("ünïcode.example", "is neither an IP address nor a DNS name"),
@@ -291,3 +291,9 @@ def test_system_resolver_knows_localhost() -> None:
 def test_system_resolver_turns_idna_errors_into_gaierror() -> None:
     with pytest.raises(socket.gaierror, match="cannot encode"):
         system_resolver("a" * 64 + ".example")
+
+
+@pytest.mark.parametrize("text", ["[fe80::1%eth0]:5000", "[fe80::1%25eth0]", "[fe80::1%1]:80"])
+def test_a_zone_id_is_refused_as_a_zone_id(text: str) -> None:
+    with pytest.raises(InvalidAddress, match="has a zone id .*zone ids are not supported"):
+        split_host_port(text, where="entry")
