@@ -150,8 +150,9 @@ def _split_host_port(text: str, where: str) -> tuple[str, int | None]:
         host, rest = text[1:close], text[close + 1 :]
         if "%" in host:
             raise InvalidAddress(
-                f"{where}: {quote(host, entry=True, limit=80)} has a zone id ({quote(host[host.index('%') :], limit=24)});"
-                " zone ids are not supported: give the registry's routable (global or unique local) address"
+                f"{where}: {quote(host, entry=True, limit=80)} has a zone id "
+                f"({quote(host[host.index('%') :], limit=24)}); zone ids are not supported: give the registry's "
+                "routable (global or unique local) address"
             )
         ip = parse_ip(host)
         if ip is None or ip.version != 6:

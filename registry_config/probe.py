@@ -34,8 +34,9 @@ from typing import Any
 import attrs
 
 from .address import format_host_port, split_host_port
+from .credentials import Credentials
 from .discovery.model import ServiceInstance
-from .errors import ProbeError
+from .errors import ProbeError, RegistryAuthError
 from .http import (
     DEFAULT_MAX_RESPONSE_BYTES,
     HttpClient,
@@ -135,6 +136,7 @@ def _result_to_dict(result: ProbeResult) -> dict[str, Any]:
         "matches": result.matches,
         "diagnosis": result.diagnosis,
         "failure": result.failure,
+        "login": result.login,
         "instances": [_result_to_dict(instance) for instance in result.instances],
     }
 
@@ -171,6 +173,9 @@ class ProbeResult:
     ``"hostname"``, ``"expired"``, ``"not-tls"``, ``"tls"`` or ``"other"`` when the request failed;
     ``"redirect"``, ``"wants-tls"`` or ``"not-registry"`` when something answered, but not as a registry.
     """
+    login: str | None = attrs.field(default=None, kw_only=True)
+    """What the registry made of the credentials given to the probe: ``None`` when none were given or the
+    registry asks for none; ``"accepted"`` or ``"refused"`` (the diagnosis says why)."""
 
     @property
     def ok(self) -> bool:
@@ -560,6 +565,7 @@ def probe_registry(
     ca_bundle: str | os.PathLike[str] | None = None,
     instances: Iterable[ServiceInstance | str] | None = None,
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    credentials: Credentials | None = None,
 ) -> ProbeResult:
     """Ask ``GET /v2/`` of a registry and report what it really speaks, and what to change if it differs.
 
@@ -578,6 +584,11 @@ def probe_registry(
     redirect is never followed (``failure == "redirect"``, or ``"wants-tls"``
     for an http port sending clients to https), and the diagnosis names where
     it pointed, redacted.
+
+    With ``credentials`` (a :class:`~registry_config.Credentials`), a registry
+    that asks for a login (401) is logged in to as Docker clients do (Basic, or
+    the Bearer token flow): :attr:`ProbeResult.login` says whether it was
+    accepted, and the diagnosis says why not. The password is never shown.
 
     Bad arguments (a missing or unreadable ``ca_bundle``, a timeout that is not
     positive) raise :class:`ProbeError`; a bad URL raises
@@ -613,4 +624,28 @@ def probe_registry(
         )
         target = f"{member.endpoint} (as {spec.host})"
         results.append(_probe_one(member_prober, spec, target=target, name=spec.host))
-    return attrs.evolve(top, instances=tuple(results))
+    top = attrs.evolve(top, instances=tuple(results))
+    if credentials is not None and top.matches and top.status == 401:
+        top = _with_login(top, spec, credentials, timeout=timeout, ca_bundle=bundle)
+    return top
+
+
+def _with_login(
+    result: ProbeResult, spec: RegistrySpec, credentials: Credentials, *, timeout: float, ca_bundle: str | None
+) -> ProbeResult:
+    """``result`` with what the registry made of ``credentials`` (the login flow resolve_image uses)."""
+    from .images.resolve import check_login  # images builds on the probe's neighbours; imported when used
+
+    try:
+        check_login(spec, credentials, timeout=timeout, ca_bundle=ca_bundle)
+    except RegistryAuthError as exc:
+        return attrs.evolve(result, login="refused", diagnosis=f"{result.diagnosis} The login was refused: {exc}")
+    except ProbeError as exc:
+        return attrs.evolve(
+            result, login="refused", diagnosis=f"{result.diagnosis} The login could not be checked: {exc}"
+        )
+    return attrs.evolve(
+        result,
+        login="accepted",
+        diagnosis=f"{result.diagnosis} The login of {quote(credentials.username, limit=60)} is accepted.",
+    )
