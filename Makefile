@@ -1,10 +1,13 @@
-# One entry point for people and CI. Every target sets itself up: a virtual environment in
-# $(VENV) with the package and everything its tests need, (re)installed when pyproject.toml changes.
+# One entry point for people and CI. Every target sets itself up: a virtual environment in $(VENV),
+# (re)installed when pyproject.toml changes. `make plan` needs only the package and its extras
+# ($(RUN_STAMP)); the other targets also need the test and docs tool chains ($(STAMP)).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 # The seed scenario: a plain-HTTP registry behind a Consul name with two instances, no service needed.
 PLAN_URL ?= http://docker_registry.service.dc1.consul:8080
@@ -12,7 +15,7 @@ PLAN_ARGS ?= --instance 10.244.2.6 --instance 10.244.2.7
 
 .PHONY: plan test lint docs examples bench clean
 
-plan: $(STAMP)
+plan: $(RUN_STAMP)
 	$(BIN)/registry-config plan $(PLAN_URL) $(PLAN_ARGS)
 
 test: $(STAMP)
@@ -38,11 +41,18 @@ examples: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
+# The package and its extras only: what a user of the command needs.
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -e '.[all]'
+	touch $(RUN_STAMP)
+
+# Everything: the package, its extras, and the test and docs tool chains (a superset of $(RUN_STAMP)).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,test,docs]'
-	touch $(STAMP)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[all,test,docs]'
+	touch $(STAMP) $(RUN_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/_build

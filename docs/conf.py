@@ -27,6 +27,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "cli_reference",
     "short_refs",
+    "api_cleanup",
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
@@ -38,7 +39,9 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+# Types in the signature: with "description", every attrs field was listed again as a bare "Parameters" entry
+# holding only its type. A field's description is its attribute docstring, documented as an attribute.
+autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autoclass_content = "class"
 # No napoleon: the docstrings are reST prose without Google or NumPy sections, and napoleon would read a

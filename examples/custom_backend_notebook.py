@@ -87,6 +87,16 @@ assert plan.insecure_registries == ("10.244.2.6:8080", "10.244.2.7:5000", "docke
 assert len(plan.warnings) == 1
 
 # %% [markdown]
+# A notebook shows the plan as a table, and the backend's snapshot too (`plan.discovery`: what the backend found,
+# before the egress guard; its warning says which line was skipped and why).
+
+# %%
+plan  # noqa: B018 (a notebook shows a cell's last expression)
+
+# %%
+plan.discovery  # noqa: B018
+
+# %% [markdown]
 # ## Hold it to the conformance suite
 #
 # `BackendConformance` holds the promises of the backend protocol as tests. In a project they run under pytest
@@ -143,9 +153,13 @@ assert all(outcome == "passed" for outcome in outcomes.values()), outcomes
 # `backend_from_url` knows it, and so does `registry-config plan --backend listing:...` in a process that
 # registered it (a package does it for every process with an entry point in the group
 # `registry_config.backends`).
+#
+# A name is registered once per process: registering it again raises, so that two plugins cannot take each
+# other's name by accident. In a notebook you re-run cells after editing the class, so say that replacing is
+# what you mean: `replace=True`.
 
 # %%
-register_backend("listing", ListingBackend.from_url)
+register_backend("listing", ListingBackend.from_url, replace=True)
 print(sorted(available_backends()))
 
 backend = backend_from_url("listing:10.244.2.6,10.244.2.7 5000")

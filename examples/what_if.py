@@ -55,6 +55,13 @@ assert seed.insecure_registries == ("10.244.2.6:8080", "10.244.2.7:8080", "docke
 assert rules(seed) == ["tcp 10.244.2.6/31 8080"]
 
 # %% [markdown]
+# In a notebook, a plan is also a table: the flag, the instances, the rules, what was rejected and why, and the
+# warnings (`plan.to_text()` is the same as text, as `registry-config plan` prints it).
+
+# %%
+seed  # noqa: B018 (a notebook shows a cell's last expression: here, the plan's table)
+
+# %% [markdown]
 # ## A third instance comes up next door
 #
 # The flag gains one entry. The rule stays one rule: three addresses that are not a CIDR block become a range,
@@ -110,6 +117,9 @@ show("poisoned", poisoned, drained)
 assert poisoned.insecure_registries == drained.insecure_registries
 assert poisoned.egress_rules == drained.egress_rules
 assert {str(r.instance.address) for r in poisoned.rejected} == {"169.254.169.254", "127.0.0.1", "8.8.8.8"}
+
+# %%
+poisoned  # noqa: B018 (the table lists each rejected instance with its reason)
 
 # %% [markdown]
 # With a strict guard the same snapshot fails the plan instead: a stager that would rather stop than stage

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 
+from .auth import render_auth_json
+from .credentials import Credentials
 from .discovery import (
     Discovery,
     DiscoveryBackend,
@@ -48,11 +50,12 @@ from .errors import (
     ReplicaMismatchError,
     UnknownBackendError,
 )
+from .images import ResolvedImage, resolve_image
 from .plan import StagingPlan, build_plan, plan_from_discovery
 from .policy import InsecurityPolicy
 from .probe import ProbeResult, probe_registry
 from .reference import ImageReference
-from .render import render_containerd_hosts, render_daemon_json, render_registries_conf
+from .render import render_containerd_hosts, render_daemon_json, render_registries_conf, render_tree
 from .spec import RegistrySpec, SecurityMode
 
 __version__ = "0.1.0.dev0"
@@ -65,6 +68,7 @@ __all__ = [
     "DEFAULT_ALLOWED_NETWORKS",
     "CachingBackend",
     "ConsulBackend",
+    "Credentials",
     "Discovery",
     "DiscoveryAuthError",
     "DiscoveryBackend",
@@ -94,6 +98,7 @@ __all__ = [
     "RegistrySpec",
     "RejectedInstance",
     "ReplicaMismatchError",
+    "ResolvedImage",
     "SecurityMode",
     "ServiceInstance",
     "ServiceQuery",
@@ -107,8 +112,11 @@ __all__ = [
     "plan_from_discovery",
     "probe_registry",
     "register_backend",
+    "render_auth_json",
     "render_containerd_hosts",
     "render_daemon_json",
     "render_registries_conf",
+    "render_tree",
+    "resolve_image",
     "rules_for",
 ]

@@ -14,6 +14,7 @@ import socket
 from typing import Union
 
 from .errors import InvalidAddress
+from .redact import quote, redact, secrets_of
 
 __all__ = [
     "IPAddress",
@@ -23,7 +24,7 @@ __all__ = [
     "is_hostname",
     "parse_ip",
     "parse_port",
-    "redact_userinfo",
+    "problem_character",
     "split_host_port",
 ]
 
@@ -43,20 +44,20 @@ def bad_character(text: str) -> tuple[int, str] | None:
     return None
 
 
-def redact_userinfo(text: str) -> str:
-    """``text`` with anything that may be user-info (``user:password@``) replaced by ``***``.
+def problem_character(text: str) -> str | None:
+    """Where ``text`` holds whitespace or a control character, in words, counted on the text as shown.
 
-    Conservative on purpose: everything after ``scheme://`` up to the *last*
-    ``@`` goes, because a password may itself hold ``/``, ``?``, ``#`` or
-    ``@``, and a message that shows a bit too little beats one that leaks.
-    Without ``://``, text holding an ``@`` is withheld whole.
+    Messages show an entry redacted (:func:`registry_config.redact.redact`
+    with ``entry=True``), so the column is counted on that text: the one the
+    reader sees. A bad character inside a withheld part (a password) is
+    reported without its place.
     """
-    head, sep, rest = text.partition("://")
-    if not sep:
-        return "<redacted>" if "@" in text else text
-    if "@" not in rest:
-        return text
-    return f"{head}://***@{rest.rpartition('@')[2]}"
+    bad = bad_character(redact(text, entry=True))
+    if bad is not None:
+        return f"contains {bad[1]} at column {bad[0]}"
+    if bad_character(text) is not None:
+        return "contains whitespace or a control character in a part not shown (user-info, query or fragment)"
+    return None
 
 
 _IPv4Address = ipaddress.IPv4Address
@@ -106,7 +107,7 @@ def is_hostname(text: str) -> bool:
 def parse_port(text: str, *, where: str) -> int:
     """A port number in 1..65535 from its decimal text."""
     if not _PORT.match(text) or not 1 <= int(text) <= 65535:
-        raise InvalidAddress(f"{where}: port {text!r} is not a number in 1..65535")
+        raise InvalidAddress(f"{where}: port {quote(text, limit=40)} is not a number in 1..65535")
     return int(text)
 
 
@@ -115,45 +116,67 @@ def split_host_port(text: str, *, where: str = "address") -> tuple[str, int | No
 
     The host comes back lower-cased, without brackets, and is an IP literal or
     a DNS name; anything else raises :class:`InvalidAddress` naming ``where``.
+    The entry is echoed redacted (an ``@`` is refused before anything else, so
+    a password never reaches a message), and ``where`` is scrubbed of the
+    entry's secrets too, in case a caller quoted the entry into it.
     """
     if not isinstance(text, str):
         raise InvalidAddress(f"{where}: expected text, got {type(text).__name__}")
-    bad = bad_character(text)
-    if bad is not None:
+    try:
+        return _split_host_port(text, where)
+    except InvalidAddress as exc:
+        message = redact(str(exc), secrets_of(text) if "@" in text else ())
+    raise InvalidAddress(message)  # outside the handler: the unscrubbed error is not kept as its context
+
+
+def _split_host_port(text: str, where: str) -> tuple[str, int | None]:
+    shown = quote(text, entry=True, limit=120)
+    if "@" in text:
         raise InvalidAddress(
-            f"{where}: {text!r} contains {bad[1]} at column {bad[0]}; "
-            "an address is a host or IP with an optional :port, nothing else"
+            f"{where}: {shown} holds user-info ('user:password@'); give host[:port] only, and credentials to the client"
         )
+    bad = problem_character(text)
+    if bad is not None:
+        raise InvalidAddress(f"{where}: {shown} {bad}; an address is a host or IP with an optional :port, nothing else")
     if "://" in text:
-        raise InvalidAddress(f"{where}: {text!r} has a scheme; give host[:port] without one")
+        raise InvalidAddress(f"{where}: {shown} has a scheme; give host[:port] without one")
     if not text:
         raise InvalidAddress(f"{where}: the address is empty")
     port: int | None = None
     if text.startswith("["):
         close = text.find("]")
         if close < 0:
-            raise InvalidAddress(f"{where}: {text!r} opens '[' without closing it")
+            raise InvalidAddress(f"{where}: {shown} opens '[' without closing it")
         host, rest = text[1:close], text[close + 1 :]
+        if "%" in host:
+            raise InvalidAddress(
+                f"{where}: {quote(host, entry=True, limit=80)} has a zone id "
+                f"({quote(host[host.index('%') :], limit=24)}); zone ids are not supported: give the registry's "
+                "routable (global or unique local) address"
+            )
         ip = parse_ip(host)
         if ip is None or ip.version != 6:
-            raise InvalidAddress(f"{where}: {host!r} in brackets is not an IPv6 address")
+            raise InvalidAddress(f"{where}: {quote(host, entry=True, limit=80)} in brackets is not an IPv6 address")
         if rest:
             if not rest.startswith(":"):
-                raise InvalidAddress(f"{where}: {text!r} has {rest!r} after ']'; expected ':port'")
+                raise InvalidAddress(
+                    f"{where}: {shown} has {quote(rest, entry=True, limit=40)} after ']'; expected ':port'"
+                )
             port = parse_port(rest[1:], where=where)
         return str(ip), port
     if text.count(":") > 1:
         ip = parse_ip(text)
         if ip is None:
             raise InvalidAddress(
-                f"{where}: {text!r} is not an IPv6 address; write an IPv6 address with a port as [addr]:port"
+                f"{where}: {shown} is not an IPv6 address; write an IPv6 address with a port as [addr]:port"
             )
         return str(ip), None
     host, sep, port_text = text.partition(":")
     ip = parse_ip(host)
     if ip is None and not is_hostname(host):
         raise InvalidAddress(
-            f"{where}: {host!r} is neither an IP address nor a DNS name (letters, digits, '-', '_' and dots)"
+            f"{where}: {quote(host, entry=True, limit=120)} is neither an IP address nor a DNS name "
+            "(letters, digits, '-', '_' and dots)"
         )
     if sep:
         port = parse_port(port_text, where=where)

@@ -446,7 +446,7 @@ class HttpClient:
                 connection.endheaders(body)
                 sent_anything = True
                 response = connection.getresponse()
-                answer = self._read(response, url)
+                answer = self._read(response, url, method)
                 if flight.aborted is not None:  # the watchdog's shutdown can look like a short, clean end
                     raise TransportTimeout("aborted")
             except BaseException as exc:
@@ -476,8 +476,10 @@ class HttpClient:
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(self, response: http.client.HTTPResponse, url: str) -> HttpResponse:
-        declared = (response.getheader("Content-Length") or "").strip()
+    def _read(self, response: http.client.HTTPResponse, url: str, method: str) -> HttpResponse:
+        # A HEAD answer, a 1xx, 204 or 304 has no body whatever its Content-Length says (RFC 9110, 6.4.1).
+        bodiless = method.upper() == "HEAD" or response.status < 200 or response.status in (204, 304)
+        declared = "" if bodiless else (response.getheader("Content-Length") or "").strip()
         too_large = (
             declared.isascii()
             and declared.isdigit()

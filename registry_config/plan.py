@@ -7,6 +7,11 @@ byte-identical flags and rules, whatever order the backend returned the
 instances in. That purity is also what lets an unchanged snapshot reuse the
 previous plan: a stager planning every request against a cached snapshot
 pays for composition once.
+
+What a user should know about the plan (an option without effect, a plan
+that holds only the URL's own address) is one of ``plan.warnings`` and is
+also issued as a :class:`RegistryConfigWarning` each time a plan is made,
+even when the composition itself is reused.
 """
 
 from __future__ import annotations
@@ -14,41 +19,63 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+import sys
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
 from .address import format_host_port, parse_ip, split_host_port
+from .backend_errors import backend_bug, backend_name
 from .discovery.backend import DiscoveryBackend
 from .discovery.model import Discovery, ServiceInstance, ServiceQuery
 from .discovery.static import StaticBackend
+from .display import plan_html, plan_text, pretty
 from .egress import EgressGuard, EgressRule, RejectedInstance, rules_for
-from .errors import InvalidAddress, NoInstancesError
+from .errors import (
+    DiscoveryError,
+    InvalidAddress,
+    InvalidInput,
+    NoInstancesError,
+    RegistryConfigError,
+    RegistryConfigWarning,
+)
+from .redact import quote
 from .spec import RegistrySpec
 
 __all__ = ["StagingPlan", "build_plan", "plan_from_discovery", "query_for"]
 
 _DEFAULT_GUARD = EgressGuard()
 
+URL_SOURCE = "the registry URL"
+"""The ``source`` of the snapshot ``build_plan`` makes, with no backend, for a URL whose host is an IP address."""
+
 
 @attrs.frozen
 class StagingPlan:
     """What one staging task needs: the builder's flags and the egress rules that let it reach the registry.
 
-    ``instances`` are the registry instances kept; ``rejected`` those the egress
-    guard refused, each with its reason; ``insecure_registries`` the
-    ``host:port`` entries of ``-insecureDockerRegistries`` (empty for a
-    verified HTTPS registry with no extra entries).
+    In a notebook a plan shows as a compact table (its ``_repr_html_``), in
+    IPython's terminal as text (``_repr_pretty_``); :meth:`to_text` is the
+    same text the ``registry-config plan`` command prints.
     """
 
     spec: RegistrySpec
+    """The registry, as its URL was read: scheme, host, port and security mode."""
     discovery: Discovery
+    """The snapshot the plan was composed from: what the backend found, and for which query."""
     instances: tuple[ServiceInstance, ...]
+    """The registry instances kept by the egress guard (an IP-literal URL host among them), in a stable order."""
     rejected: tuple[RejectedInstance, ...]
+    """The instances the egress guard refused, each with the reason, in a sentence a person can act on."""
     insecure_registries: tuple[str, ...]
+    """The ``host:port`` entries of ``-insecureDockerRegistries``: empty for a verified HTTPS registry with no
+    extra entries."""
     egress_rules: tuple[EgressRule, ...]
+    """The egress rules that open the staging container to exactly the kept instances."""
     warnings: tuple[str, ...] = ()
+    """What the user should know: the backend's notes, a stale snapshot, an option without effect."""
 
     @property
     def builder_args(self) -> tuple[str, ...]:
@@ -91,6 +118,19 @@ class StagingPlan:
         """:meth:`to_dict` as JSON text with sorted keys (stable for diffs and caches)."""
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
 
+    def to_text(self) -> str:
+        """The plan as a person reads it (what ``registry-config plan`` prints): the flags on one line to
+        paste, the rules as a small table, then what was rejected and why, and the warnings."""
+        return plan_text(self)
+
+    def _repr_html_(self) -> str:
+        """A compact HTML table for notebooks: flags, instances, rules, rejected with reasons, warnings."""
+        return plan_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display: :meth:`to_text`, not the one-line ``repr``."""
+        pretty(self.to_text(), "StagingPlan", printer, cycle)
+
 
 def query_for(spec: RegistrySpec, *, service: str | None = None, datacenter: str | None = None) -> ServiceQuery:
     """The discovery query a registry spec implies.
@@ -122,7 +162,7 @@ _cached_query = functools.lru_cache(maxsize=64)(_query)
 
 
 def build_plan(
-    spec: RegistrySpec,
+    spec: RegistrySpec | str,
     backend: DiscoveryBackend | None = None,
     *,
     service: str | None = None,
@@ -134,17 +174,26 @@ def build_plan(
 ) -> StagingPlan:
     """Discover the registry's instances and compose the staging plan.
 
-    ``backend=None`` resolves the URL's own host with the system resolver.
+    ``spec`` is a :class:`RegistrySpec` or a registry URL string (read with
+    :meth:`RegistrySpec.from_url`). ``backend=None`` resolves the URL's own
+    host with the system resolver (an IP address is its own answer).
     Raises :class:`NoInstancesError` when no instance is left (unless
     ``allow_empty``), :class:`EgressPolicyError` when the guard is set to
-    fail, and the backend's :class:`DiscoveryError` when discovery fails.
+    fail, and the backend's :class:`DiscoveryError` when discovery fails; a
+    backend that raises anything else (a plugin's bug) has it wrapped in a
+    :class:`DiscoveryError` that names the backend.
     """
+    spec = _as_spec(spec)
     query = query_for(spec, service=service, datacenter=datacenter)
     if backend is None:
-        with StaticBackend([spec.address]) as default_backend:
-            discovery = default_backend.discover(query)
+        ip = parse_ip(spec.host)
+        if ip is not None:
+            discovery = Discovery(query, [ServiceInstance(ip, spec.port)], source=URL_SOURCE)
+        else:
+            with StaticBackend([spec.address]) as default_backend:
+                discovery = default_backend.discover(query)
     else:
-        discovery = backend.discover(query)
+        discovery = _discover(backend, query)
     return plan_from_discovery(
         spec, discovery, extra_insecure=extra_insecure, guard=guard, compact=compact, allow_empty=allow_empty
     )
@@ -160,8 +209,48 @@ def plan_from_discovery(
     allow_empty: bool = False,
 ) -> StagingPlan:
     """Compose a plan from a snapshot already in hand (no I/O); an unchanged snapshot reuses the last plan."""
+    spec = _as_spec(spec)
     extras = _extra_entries(extra_insecure)
-    return _compose(spec, discovery, extras, guard if guard is not None else _DEFAULT_GUARD, compact, allow_empty)
+    plan, notices = _compose(
+        spec, discovery, extras, guard if guard is not None else _DEFAULT_GUARD, compact, allow_empty
+    )
+    for notice in notices:
+        warnings.warn(notice, RegistryConfigWarning, stacklevel=_caller_level())
+    return plan
+
+
+def _as_spec(spec: RegistrySpec | str) -> RegistrySpec:
+    if isinstance(spec, RegistrySpec):
+        return spec
+    if isinstance(spec, str):
+        return RegistrySpec.from_url(spec)
+    raise InvalidInput(f"expected a RegistrySpec or a registry URL string, got {type(spec).__name__}")
+
+
+def _discover(backend: DiscoveryBackend, query: ServiceQuery) -> Discovery:
+    """``backend.discover(query)``, a plugin's bug (any error but ours, or no Discovery) wrapped in a DiscoveryError."""
+    try:
+        discovery = backend.discover(query)
+    except RegistryConfigError:
+        raise
+    except Exception as exc:
+        raise backend_bug(backend_name(backend), exc, f"looking up {query.name!r}") from exc
+    if not isinstance(discovery, Discovery):
+        raise DiscoveryError(
+            f"discovery backend {backend_name(backend)} returned {type(discovery).__name__} for {query.name!r} "
+            "instead of a Discovery; this is a bug in that backend: report it to its authors"
+        )
+    return discovery
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside this package."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("registry_config."):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _extra_entries(entries: Iterable[str]) -> tuple[str, ...]:
@@ -170,10 +259,16 @@ def _extra_entries(entries: Iterable[str]) -> tuple[str, ...]:
         entries = [entries]
     checked = []
     for i, entry in enumerate(entries):
-        host, port = split_host_port(entry, where=f"extra insecure registry #{i} {entry!r}")
+        if isinstance(entry, str) and "," in entry:
+            raise InvalidAddress(
+                f"extra insecure registry #{i} {quote(entry, limit=120)} holds a comma; give one host:port per "
+                "entry (repeat --insecure-registry, or pass a list), since the builder splits its flag on commas"
+            )
+        host, port = split_host_port(entry, where=f"extra insecure registry #{i}")  # it quotes the entry, redacted
         if port is None:
             raise InvalidAddress(
-                f"extra insecure registry #{i} {entry!r} has no port; the builder expects host:port (e.g. {host}:5000)"
+                f"extra insecure registry #{i} {quote(entry, entry=True, limit=120)} has no port; the builder expects "
+                f"host:port (e.g. {host}:5000)"
             )
         checked.append(format_host_port(host, port))
     return tuple(checked)
@@ -187,27 +282,57 @@ def _compose(
     guard: EgressGuard,
     compact: bool,
     allow_empty: bool,
-) -> StagingPlan:
-    kept, rejected = guard.check(discovery.instances)
-    warnings = list(discovery.warnings)
+) -> tuple[StagingPlan, tuple[str, ...]]:
+    """The plan, and the notices to issue as warnings each time it is handed out (they are in its warnings too)."""
+    candidates = discovery.instances
+    notices: list[str] = []
+    url_ip = parse_ip(spec.host)
+    if url_ip is not None:
+        # The builder contacts exactly the URL's address: it is an instance like any discovered one, judged by the
+        # guard, opened by the rules (when kept) and always in the insecure flag (when the registry is insecure).
+        own = ServiceInstance(url_ip, spec.port)
+        if not any((i.address, i.port) == (own.address, own.port) for i in candidates):
+            if not candidates:  # the plan holds what discovery did not confirm: say so
+                notices.append(_only_the_url_notice(spec, discovery))
+            candidates = tuple(sorted((*candidates, own), key=lambda instance: instance.sort_key))
+    if spec.scheme == "http" and spec.skip_ssl_validation:
+        notices.append(
+            "skip_ssl_validation has no effect on an http:// registry URL (plain HTTP has no certificate to "
+            "skip): drop it, or write https:// if the registry speaks TLS"
+        )
+    kept, rejected = guard.check(candidates)
+    plan_warnings = list(discovery.warnings)
     if discovery.stale:
-        warnings.append("the discovery snapshot is stale: the discovery service failed and a cached answer was used")
+        plan_warnings.append(
+            "the discovery snapshot is stale: the discovery service failed and a cached answer was used"
+        )
+    plan_warnings.extend(notices)
     if not kept and not allow_empty:
         raise NoInstancesError(_no_instances_message(spec, discovery, rejected))
     insecure: list[str] = []
     if spec.is_insecure:
         insecure.extend(instance.endpoint for instance in kept)
-        if parse_ip(spec.host) is None:
-            insecure.append(spec.address)
+        insecure.append(spec.address)
     insecure.extend(extras)
-    return StagingPlan(
+    plan = StagingPlan(
         spec=spec,
         discovery=discovery,
         instances=tuple(kept),
         rejected=tuple(rejected),
         insecure_registries=tuple(dict.fromkeys(insecure)),
         egress_rules=rules_for(kept, compact=compact),
-        warnings=tuple(warnings),
+        warnings=tuple(plan_warnings),
+    )
+    return plan, tuple(notices)
+
+
+def _only_the_url_notice(spec: RegistrySpec, discovery: Discovery) -> str:
+    query = discovery.query
+    where = f"service {query.name!r}" + (f" in datacenter {query.datacenter!r}" if query.datacenter else "")
+    return (
+        f"discovery ({discovery.source}) found no instance of {where}: the plan holds only the registry URL's own "
+        f"address {spec.address}; check the service name (--service) and the backend if the registry has other "
+        "instances"
     )
 
 

@@ -27,8 +27,9 @@ from collections.abc import Iterable
 
 import attrs
 
-from .address import IPAddress, bad_character, format_host, format_host_port, redact_userinfo, split_host_port
+from .address import IPAddress, format_host, format_host_port, problem_character, split_host_port
 from .errors import InvalidAddress
+from .redact import quote
 from .resolver import Resolver, resolve
 
 __all__ = ["ALWAYS_INSECURE", "DOCKER_HUB_NAMES", "InsecurityPolicy"]
@@ -85,7 +86,8 @@ class InsecurityPolicy:
         if not isinstance(self.hosts, tuple) or not isinstance(self.networks, tuple):
             raise InvalidAddress("InsecurityPolicy: hosts and networks are tuples; build it with from_entries")
         for index, host in enumerate(self.hosts):
-            problem = f"InsecurityPolicy: host #{index} {host!r} is not normalized; use from_entries"
+            shown = quote(host, entry=True, limit=120)
+            problem = f"InsecurityPolicy: host #{index} {shown} is not normalized; use from_entries"
             try:
                 normalized, _ = _read_entry(index, host)
             except InvalidAddress as exc:
@@ -94,7 +96,9 @@ class InsecurityPolicy:
                 raise InvalidAddress(problem)
         for network in self.networks:
             if not isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-                raise InvalidAddress(f"InsecurityPolicy: {network!r} is not an IP network; use from_entries")
+                raise InvalidAddress(
+                    f"InsecurityPolicy: a {type(network).__name__} is not an IP network; use from_entries"
+                )
         if self.hosts != tuple(sorted(set(self.hosts), key=_host_key)) or self.networks != tuple(
             sorted(set(self.networks), key=_network_key)
         ):
@@ -175,53 +179,55 @@ class InsecurityPolicy:
 
 
 def _read_entry(index: int, entry: object) -> tuple[str | IPNetwork | None, str | None]:
-    """One entry, normalized: a ``host[:port]`` key, a network, or ``None`` for one to drop; and a warning."""
+    """One entry, normalized: a ``host[:port]`` key, a network, or ``None`` for one to drop; and a warning.
+
+    The entry is only ever echoed redacted (``shown``): an entry pasted with
+    ``user:password@`` must not put the password in a message or a warning.
+    """
     where = f"insecure registry #{index}"
     if not isinstance(entry, str):
         raise InvalidAddress(f"{where}: expected text such as 'host:port' or '10.0.0.0/8', got {type(entry).__name__}")
-    shown = redact_userinfo(entry)
-    bad = bad_character(entry)
-    if bad is not None:
-        raise InvalidAddress(
-            f"{where} {shown!r} contains {bad[1]} at column {bad[0]}; give one host[:port] or CIDR per entry"
-        )
+    shown = quote(entry, entry=True, limit=120)
     if "@" in entry:
-        raise InvalidAddress(f"{where} {shown!r} holds user-info ('@'); give host[:port] or a CIDR, nothing else")
+        raise InvalidAddress(f"{where} {shown} holds user-info ('@'); give host[:port] or a CIDR, nothing else")
+    bad = problem_character(entry)
+    if bad is not None:
+        raise InvalidAddress(f"{where} {shown} {bad}; give one host[:port] or CIDR per entry")
     warning = None
     text = entry
     scheme, sep, rest = entry.partition("://")
     if sep:
         if scheme.lower() not in ("http", "https"):
             raise InvalidAddress(
-                f"{where} {entry!r} should not contain '://': scheme {scheme!r} is not allowed; "
+                f"{where} {shown} should not contain '://': scheme {quote(scheme, limit=40)} is not allowed; "
                 "give host[:port] or a CIDR"
             )
         warning = (
-            f"{where} {entry!r} should not contain {scheme + '://'!r} (the Docker daemon would never match it); "
-            f"using {rest!r}"
+            f"{where} {shown} should not contain {scheme + '://'!r} (the Docker daemon would never match it); "
+            f"using {quote(rest, entry=True, limit=120)}"
         )
         text = rest
         if "://" in text:
-            raise InvalidAddress(f"{where} {entry!r} should not contain '://' twice; give host[:port] or a CIDR")
+            raise InvalidAddress(f"{where} {shown} should not contain '://' twice; give host[:port] or a CIDR")
     if "/" in text:
-        return _read_network(where, entry, text), warning
-    host, port = split_host_port(text, where=f"{where} {entry!r}")
+        return _read_network(where, shown, text), warning
+    host, port = split_host_port(text, where=f"{where} {shown}")
     if port is None and host in DOCKER_HUB_NAMES:
-        hub = f"{where} {entry!r} names Docker Hub, which the daemon never treats as insecure; ignored"
+        hub = f"{where} {shown} names Docker Hub, which the daemon never treats as insecure; ignored"
         return None, hub if warning is None else f"{warning}; {hub}"
     if port is None:
         return host, warning  # a bare IPv6 address stays unbracketed, as Docker keys it
     return format_host_port(host, port), warning
 
 
-def _read_network(where: str, entry: str, text: str) -> IPNetwork:
+def _read_network(where: str, shown: str, text: str) -> IPNetwork:
     """A CIDR as Go's ``net.ParseCIDR`` reads it: ``address/prefix-length``, host bits masked off."""
     match = _CIDR.match(text)
     if match is None:
         raise InvalidAddress(
-            f"{where} {entry!r} is neither host[:port] nor a CIDR network (such as 10.0.0.0/8 or fd00::/8)"
+            f"{where} {shown} is neither host[:port] nor a CIDR network (such as 10.0.0.0/8 or fd00::/8)"
         )
     try:
         return ipaddress.ip_network(f"{match.group(1)}/{int(match.group(2))}", strict=False)
     except ValueError as exc:
-        raise InvalidAddress(f"{where} {entry!r} is not a valid CIDR network: {exc}") from exc
+        raise InvalidAddress(f"{where} {shown} is not a valid CIDR network: {exc}") from exc

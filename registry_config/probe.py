@@ -7,40 +7,47 @@ original stager answered every such mistake with a bare "staging failed".
 it tries the other ways (HTTPS verified, HTTPS unverified, plain HTTP) to find
 what works, and says so in one sentence a person can act on.
 
-The probe talks to the registry directly: proxy variables and ``.netrc`` from
-the environment are ignored (``trust_env=False``), since a probe through a
-proxy would test the proxy. Every request has a timeout; every failure of
-``requests`` or ``urllib3`` becomes a :class:`ProbeResult`, never an exception.
+Every request goes through the library's bounded transport
+(:class:`registry_config.http.HttpClient`): ``timeout`` bounds each *whole*
+request (connect, TLS, headers and body: an answer that drips a byte at a
+time ends at the timeout), an answer larger than ``max_response_bytes`` ends
+the attempt, a redirect is never followed (the diagnosis says where it
+pointed, redacted), and no proxy or CA variable of the environment is read
+(a probe through a proxy would test the proxy; ``REQUESTS_CA_BUNDLE`` must not
+decide what verifies). Every failure of the network becomes a
+:class:`ProbeResult` (its ``failure`` says which kind), never an exception.
 A verified registry is asked once; a mismatch costs at most three requests;
 a refused or silent port is asked once, so a dead registry costs one timeout.
-
-urllib3's ``InsecureRequestWarning`` is silenced around the unverified
-requests only, with :func:`warnings.catch_warnings`, which restores the
-filters on exit but is not thread-safe before Python 3.14: a program that
-probes from several threads while relying on warning filters elsewhere should
-probe from one thread.
 """
 
 from __future__ import annotations
 
 import enum
 import http.client
-import importlib
+import math
 import os
 import socket
 import ssl
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import requests
-import requests.adapters
-import urllib3.exceptions
 
 from .address import format_host_port, split_host_port
+from .credentials import Credentials
 from .discovery.model import ServiceInstance
-from .errors import ProbeError
+from .errors import ProbeError, RegistryAuthError
+from .http import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    HttpClient,
+    RedirectRefused,
+    ResponseTooLarge,
+    TransportError,
+    TransportProtocolError,
+    TransportTimeout,
+    TransportTLSError,
+)
+from .redact import quote
 from .spec import RegistrySpec, SecurityMode
 
 __all__ = ["ProbeResult", "probe_registry"]
@@ -57,23 +64,6 @@ _PLAIN_TO_TLS_MARKERS = (
 )
 # OpenSSL's reasons when the peer does not speak TLS at all.
 _NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH")
-
-
-def _optional_error(module: str, name: str) -> tuple[type[BaseException], ...]:
-    """An exception class only some urllib3 versions have (requests still accepts urllib3 1.26)."""
-    try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return ()
-    return (found,) if isinstance(found, type) and issubclass(found, BaseException) else ()
-
-
-_NAME_RESOLUTION: tuple[type[BaseException], ...] = (
-    socket.gaierror,
-    *_optional_error("urllib3.exceptions", "NameResolutionError"),
-)
-# urllib3's own hostname match (used with assert_hostname) raises this ValueError, not an ssl error.
-_HOSTNAME_ERRORS = _optional_error("urllib3.util.ssl_match_hostname", "CertificateError")
 _X509_EXPIRED = 10
 _X509_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
@@ -91,6 +81,7 @@ class _Failure(enum.Enum):
     DNS = "dns"
     RESET = "reset"
     UNREACHABLE = "unreachable"
+    TOO_LARGE = "too-large"
     OTHER = "other"
 
 
@@ -144,6 +135,8 @@ def _result_to_dict(result: ProbeResult) -> dict[str, Any]:
         "observed": None if result.observed is None else result.observed.value,
         "matches": result.matches,
         "diagnosis": result.diagnosis,
+        "failure": result.failure,
+        "login": result.login,
         "instances": [_result_to_dict(instance) for instance in result.instances],
     }
 
@@ -161,7 +154,8 @@ class ProbeResult:
     ``None`` when nothing answered as a registry. ``matches`` says it answered
     the way the spec is configured; ``diagnosis`` is the sentence to show a
     person. ``target`` names what was probed (for an instance, its ``ip:port``
-    and the name its certificate was checked against).
+    and the name its certificate was checked against). ``failure`` is the
+    kind of what went wrong with the configured way (see the attribute).
     """
 
     reachable: bool
@@ -173,6 +167,15 @@ class ProbeResult:
     diagnosis: str
     instances: tuple[ProbeResult, ...] = attrs.field(default=(), converter=_results)
     target: str = attrs.field(default="", kw_only=True)
+    failure: str | None = attrs.field(default=None, kw_only=True)
+    """Why the configured way got no registry answer, as a kind a program can test: ``None`` when it did;
+    ``"timeout"``, ``"too-large"``, ``"refused"``, ``"dns"``, ``"unreachable"``, ``"reset"``, ``"untrusted"``,
+    ``"hostname"``, ``"expired"``, ``"not-tls"``, ``"tls"`` or ``"other"`` when the request failed;
+    ``"redirect"``, ``"wants-tls"`` or ``"not-registry"`` when something answered, but not as a registry.
+    """
+    login: str | None = attrs.field(default=None, kw_only=True)
+    """What the registry made of the credentials given to the probe: ``None`` when none were given or the
+    registry asks for none; ``"accepted"`` or ``"refused"`` (the diagnosis says why)."""
 
     @property
     def ok(self) -> bool:
@@ -186,27 +189,23 @@ class ProbeResult:
     def __str__(self) -> str:
         return self.diagnosis
 
+    # Rich displays (registry_config.display renders them, as for plans and snapshots).
 
-class _PinnedHostnameAdapter(requests.adapters.HTTPAdapter):
-    """Connects to the URL's IP but checks TLS (SNI and certificate name) against the registry's host name.
+    def _repr_html_(self) -> str:
+        """A compact HTML table for notebooks: answer, observed mode, verdict, diagnosis, instances."""
+        from .display import probe_html
 
-    An instance found by discovery is an ``ip:port``, but its certificate
-    names the registry (``registry.service.consul``): checking it against the
-    IP would fail every healthy instance.
-    """
+        return probe_html(self)
 
-    def __init__(self, server_hostname: str) -> None:
-        self._server_hostname = server_hostname
-        super().__init__(max_retries=0)
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display: the report ``registry-config probe`` prints."""
+        from .display import pretty, probe_text
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        pool_kwargs["server_hostname"] = self._server_hostname
-        pool_kwargs["assert_hostname"] = self._server_hostname
-        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        pretty(probe_text(self), "ProbeResult", printer, cycle)
 
 
 def _causes(exc: BaseException) -> Iterable[BaseException]:
-    """``exc`` and everything it wraps: causes, contexts, urllib3 ``reason`` and exception arguments."""
+    """``exc`` and everything it wraps: causes, contexts and exception arguments."""
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -215,12 +214,16 @@ def _causes(exc: BaseException) -> Iterable[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        wrapped = [current.__cause__, current.__context__, *current.args]
         stack.extend(item for item in wrapped if isinstance(item, BaseException))
 
 
-def _classify(exc: BaseException) -> tuple[_Failure, str]:
-    """Why a request failed, and the lower layer's own words for it."""
+def _classify(exc: TransportError) -> tuple[_Failure, str]:
+    """Why a request failed, and the lower layer's own words for it (the transport's are redacted already)."""
+    if isinstance(exc, ResponseTooLarge):
+        return _Failure.TOO_LARGE, f"more than {exc.limit} bytes"
+    if isinstance(exc, TransportTimeout):
+        return _Failure.TIMEOUT, "timed out"
     chain = list(_causes(exc))
     for cause in chain:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -230,36 +233,33 @@ def _classify(exc: BaseException) -> tuple[_Failure, str]:
             if cause.verify_code == _X509_EXPIRED:
                 return _Failure.EXPIRED, message
             return _Failure.UNTRUSTED, message
-        if isinstance(cause, _HOSTNAME_ERRORS):
-            return _Failure.HOSTNAME, str(cause)  # urllib3's own match against assert_hostname
-    # Root causes first: urllib3's NewConnectionError (refused, unresolvable) derives from its ConnectTimeoutError.
     for cause in chain:
         if isinstance(cause, ConnectionRefusedError):
             return _Failure.REFUSED, "connection refused"
-        if isinstance(cause, _NAME_RESOLUTION):
+        if isinstance(cause, socket.gaierror):
             return _Failure.DNS, "the name does not resolve"
-    for cause in chain:
-        if isinstance(cause, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)) and not isinstance(
-            cause, urllib3.exceptions.NewConnectionError
-        ):
-            return _Failure.TIMEOUT, "timed out"
     for cause in chain:
         if isinstance(cause, ssl.SSLError):
             reason = str(getattr(cause, "reason", "") or "")
             words = reason.lower().replace("_", " ") or str(cause)
-            return (_Failure.NOT_TLS if reason.upper() in _NOT_TLS_REASONS else _Failure.TLS), words
+            plain = reason.upper() in _NOT_TLS_REASONS or (isinstance(exc, TransportTLSError) and exc.plain_http)
+            return (_Failure.NOT_TLS if plain else _Failure.TLS), words
     for cause in chain:
         if isinstance(cause, (ConnectionResetError, ConnectionAbortedError, http.client.RemoteDisconnected)):
             return _Failure.RESET, "the server closed the connection without an HTTP answer"
         if isinstance(cause, http.client.BadStatusLine):
             return _Failure.RESET, "the server sent something that is not HTTP"
     for cause in chain:
+        if isinstance(cause, (socket.timeout, TimeoutError)):
+            return _Failure.TIMEOUT, "timed out"
         if isinstance(cause, OSError) and cause.errno is not None:
             return _Failure.UNREACHABLE, cause.strerror or str(cause)
+    if isinstance(exc, TransportProtocolError):
+        return _Failure.RESET, "the server sent something that is not well-formed HTTP"
     for cause in chain:
-        if isinstance(cause, urllib3.exceptions.ProtocolError):
+        if isinstance(cause, http.client.HTTPException):
             return _Failure.RESET, "the server broke off the exchange"
-    return _Failure.OTHER, f"{type(exc).__name__}: {exc}"
+    return _Failure.OTHER, str(exc)
 
 
 class _Prober:
@@ -273,12 +273,14 @@ class _Prober:
         server_hostname: str | None,
         timeout: float,
         ca_bundle: str | None,
+        max_response_bytes: int,
     ) -> None:
         self.connect_host = connect_host
         self.port = port
         self.server_hostname = server_hostname
         self.timeout = timeout
         self.ca_bundle = ca_bundle
+        self.max_response_bytes = max_response_bytes
         self._cache: dict[SecurityMode, _Attempt] = {}
 
     def url(self, mode: SecurityMode) -> str:
@@ -294,44 +296,40 @@ class _Prober:
             self._cache[mode] = self._attempt(mode)
         return self._cache[mode]
 
-    def _attempt(self, mode: SecurityMode) -> _Attempt:
+    def _client(self, mode: SecurityMode) -> HttpClient:
+        """A client for one mode: pinned to the instance's IP, checking TLS and naming Host as the registry."""
         verify: bool | str = False
         if mode is SecurityMode.HTTPS_VERIFIED:
             verify = self.ca_bundle if self.ca_bundle is not None else True
+        if self.server_hostname is None:
+            return HttpClient(
+                self.url(mode), verify=verify, timeout=self.timeout, max_response_bytes=self.max_response_bytes
+            )
+        return HttpClient(
+            f"{mode.scheme}://{format_host_port(self.server_hostname, self.port)}",
+            verify=verify,
+            connect_to=self.connect_host,
+            timeout=self.timeout,
+            max_response_bytes=self.max_response_bytes,
+        )
+
+    def _attempt(self, mode: SecurityMode) -> _Attempt:
         headers = {"User-Agent": "registry-config-probe", "Accept": "application/json"}
-        if self.server_hostname is not None:
-            headers["Host"] = format_host_port(self.server_hostname, self.port)
-        with requests.Session() as session:
-            session.trust_env = False
-            session.mount("http://", requests.adapters.HTTPAdapter(max_retries=0))
-            if self.server_hostname is not None:
-                session.mount("https://", _PinnedHostnameAdapter(self.server_hostname))
-            else:
-                session.mount("https://", requests.adapters.HTTPAdapter(max_retries=0))
+        with self._client(mode) as client:
             try:
-                with warnings.catch_warnings():
-                    # Only this request is unverified on purpose; the filter is restored on exit.
-                    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                    response = session.get(
-                        f"{self.url(mode)}/v2/",
-                        headers=headers,
-                        timeout=(self.timeout, self.timeout),
-                        verify=verify,
-                        allow_redirects=False,
-                        stream=True,
-                    )
-                    with response:
-                        body = response.raw.read(_BODY_PEEK, decode_content=True) or b""
-            except Exception as exc:  # noqa: BLE001 (every failure of the HTTP stack becomes a diagnosis)
+                response = client.request("GET", "/v2/", headers=headers)
+            except RedirectRefused as exc:
+                # A redirect is an answer (an http port sending clients to https says so), never followed.
+                return _Attempt(mode, status=exc.status, location=exc.location)
+            except TransportError as exc:
                 failure, detail = _classify(exc)
                 return _Attempt(mode, failure=failure, detail=detail)
         return _Attempt(
             mode,
-            status=response.status_code,
+            status=response.status,
             api_version=response.headers.get(API_VERSION_HEADER),
             auth_challenge=response.headers.get("WWW-Authenticate"),
-            body=body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body),
-            location=response.headers.get("Location"),
+            body=response.body[:_BODY_PEEK].decode("utf-8", "replace"),
         )
 
 
@@ -374,8 +372,13 @@ def _failure_words(attempt: _Attempt, *, where: str, timeout: float, name: str) 
         return f"connection to {where} refused: nothing listens there; check the port and that the registry runs"
     if failure is _Failure.TIMEOUT:
         return (
-            f"no answer from {where} within {timeout:g}s: a firewall drops the packets or the server hangs; "
-            "check the host, the port and the egress rules"
+            f"no complete answer from {where} within {timeout:g}s: a firewall drops the packets, or the server "
+            "hangs or answers too slowly; check the host, the port and the egress rules"
+        )
+    if failure is _Failure.TOO_LARGE:
+        return (
+            f"{where} answers GET /v2/ with {attempt.detail}, far more than a registry's few bytes: it is not "
+            "a Docker registry (v2 API); check the host and the port"
         )
     if failure is _Failure.DNS:
         return f"cannot resolve {name!r}: check the name and the DNS setup (Consul's DNS forwarding for .consul names)"
@@ -403,12 +406,18 @@ def _failure_words(attempt: _Attempt, *, where: str, timeout: float, name: str) 
 
 
 def _not_registry_words(attempt: _Attempt, *, where: str) -> str:
+    over = "over plain HTTP" if attempt.mode is SecurityMode.HTTP else "over HTTPS"
+    if attempt.location is not None:
+        return (
+            f"{where} answers GET /v2/ with HTTP {attempt.status} {over}, a redirect to "
+            f"{quote(attempt.location, limit=120)}, which is not followed: a registry answers /v2/ itself; "
+            "point the URL at the registry"
+        )
     header = (
-        f"with {API_VERSION_HEADER}: {attempt.api_version}"
+        f"with {API_VERSION_HEADER}: {quote(attempt.api_version, limit=60)}"
         if attempt.api_version
         else f"without a {API_VERSION_HEADER} header"
     )
-    over = "over plain HTTP" if attempt.mode is SecurityMode.HTTP else "over HTTPS"
     return (
         f"{where} answers GET /v2/ with HTTP {attempt.status} {over} {header}: "
         "it is not a Docker registry (v2 API); check the host and the port"
@@ -428,6 +437,17 @@ def _alternatives(configured: _Attempt) -> tuple[SecurityMode, ...]:
     return (SecurityMode.HTTP,)
 
 
+def _failure_kind(attempt: _Attempt) -> str | None:
+    """What :attr:`ProbeResult.failure` says of the configured way's attempt."""
+    if attempt.is_registry:
+        return None
+    if attempt.failure is not None:
+        return attempt.failure.value
+    if attempt.wants_tls:
+        return "wants-tls"
+    return "redirect" if attempt.location is not None else "not-registry"
+
+
 def _probe_one(prober: _Prober, spec: RegistrySpec, *, target: str, name: str) -> ProbeResult:
     """Ask the configured way, then the others as needed; build the result and its diagnosis."""
     configured_mode = spec.security
@@ -445,6 +465,7 @@ def _probe_one(prober: _Prober, spec: RegistrySpec, *, target: str, name: str) -
             matches=matches,
             diagnosis=diagnosis,
             target=target,
+            failure=_failure_kind(first),
         )
 
     if first.is_registry:
@@ -473,9 +494,9 @@ def _probe_one(prober: _Prober, spec: RegistrySpec, *, target: str, name: str) -
 
     if first.wants_tls:
         why = "the server wants TLS" + (
-            f" (it answered HTTP {first.status}: {first.body.strip()[:80]!r})"
+            f" (it answered HTTP {first.status}: {quote(first.body.strip(), limit=80)})"
             if first.status == 400
-            else f" (it redirects to {first.location})"
+            else f" (it redirects to {quote(first.location or '', limit=120)}, not followed)"
         )
     elif first.failure is _Failure.NOT_TLS and configured_mode is not SecurityMode.HTTP:
         why = f"the server speaks plain HTTP, not TLS ({first.detail})"
@@ -510,7 +531,7 @@ def _instance(item: object, spec: RegistrySpec) -> ServiceInstance:
     if isinstance(item, str):
         host, port = split_host_port(item, where="probe instance")
         return ServiceInstance(host, port if port is not None else spec.port)
-    raise ProbeError(f"probe instance {item!r}: give a ServiceInstance or an 'ip:port' string")
+    raise ProbeError(f"probe instance: got a {type(item).__name__}; give a ServiceInstance or an 'ip:port' string")
 
 
 def _check_ca_bundle(ca_bundle: str | os.PathLike[str] | None) -> str | None:
@@ -518,14 +539,23 @@ def _check_ca_bundle(ca_bundle: str | os.PathLike[str] | None) -> str | None:
         return None
     path = os.fspath(ca_bundle)
     if not os.path.isfile(path):
-        raise ProbeError(f"CA bundle {path!r} does not exist or is not a file; give the PEM file of the registry's CA")
+        raise ProbeError(
+            f"CA bundle {quote(path, limit=200)} does not exist or is not a file; "
+            "give the PEM file of the registry's CA"
+        )
     try:
         ssl.create_default_context(cafile=path)
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise ProbeError(
-            f"CA bundle {path!r} cannot be loaded ({exc}); give a PEM file holding CA certificates"
+            f"CA bundle {quote(path, limit=200)} cannot be loaded ({quote(exc, limit=120)}); "
+            "give a PEM file holding CA certificates"
         ) from exc
     return path
+
+
+def _number(value: object) -> str:
+    """A bad numeric argument as a message shows it: its repr when a number, else only its type."""
+    return repr(value) if isinstance(value, (int, float)) else f"(a {type(value).__name__})"
 
 
 def probe_registry(
@@ -534,6 +564,8 @@ def probe_registry(
     timeout: float = 5.0,
     ca_bundle: str | os.PathLike[str] | None = None,
     instances: Iterable[ServiceInstance | str] | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    credentials: Credentials | None = None,
 ) -> ProbeResult:
     """Ask ``GET /v2/`` of a registry and report what it really speaks, and what to change if it differs.
 
@@ -545,18 +577,40 @@ def probe_registry(
     client pulling ``host:port/image`` from that instance would; their results
     are in :attr:`ProbeResult.instances`.
 
+    ``timeout`` bounds each whole request (connect, TLS, headers and body);
+    a target costs at most three requests, so a probe of ``n`` instances takes
+    at most ``3 * (n + 1) * timeout`` seconds. An answer larger than
+    ``max_response_bytes`` ends its attempt (``failure == "too-large"``); a
+    redirect is never followed (``failure == "redirect"``, or ``"wants-tls"``
+    for an http port sending clients to https), and the diagnosis names where
+    it pointed, redacted.
+
+    With ``credentials`` (a :class:`~registry_config.Credentials`), a registry
+    that asks for a login (401) is logged in to as Docker clients do (Basic, or
+    the Bearer token flow): :attr:`ProbeResult.login` says whether it was
+    accepted, and the diagnosis says why not. The password is never shown.
+
     Bad arguments (a missing or unreadable ``ca_bundle``, a timeout that is not
     positive) raise :class:`ProbeError`; a bad URL raises
     :class:`InvalidRegistryURL`. Nothing the network does raises: it is
     described in the result.
     """
     spec = spec_or_url if isinstance(spec_or_url, RegistrySpec) else RegistrySpec.from_url(spec_or_url)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise ProbeError(f"probe timeout {timeout!r}: give a positive number of seconds")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ProbeError(f"probe timeout {_number(timeout)}: give a positive number of seconds")
+    if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1:
+        raise ProbeError(f"max_response_bytes {_number(max_response_bytes)}: give a positive number")
     bundle = _check_ca_bundle(ca_bundle)
     members = tuple(_instance(item, spec) for item in (instances or ()))
 
-    prober = _Prober(connect_host=spec.host, port=spec.port, server_hostname=None, timeout=timeout, ca_bundle=bundle)
+    prober = _Prober(
+        connect_host=spec.host,
+        port=spec.port,
+        server_hostname=None,
+        timeout=timeout,
+        ca_bundle=bundle,
+        max_response_bytes=max_response_bytes,
+    )
     top = _probe_one(prober, spec, target=spec.url, name=spec.host)
     results = []
     for member in members:
@@ -566,7 +620,32 @@ def probe_registry(
             server_hostname=spec.host,
             timeout=timeout,
             ca_bundle=bundle,
+            max_response_bytes=max_response_bytes,
         )
         target = f"{member.endpoint} (as {spec.host})"
         results.append(_probe_one(member_prober, spec, target=target, name=spec.host))
-    return attrs.evolve(top, instances=tuple(results))
+    top = attrs.evolve(top, instances=tuple(results))
+    if credentials is not None and top.matches and top.status == 401:
+        top = _with_login(top, spec, credentials, timeout=timeout, ca_bundle=bundle)
+    return top
+
+
+def _with_login(
+    result: ProbeResult, spec: RegistrySpec, credentials: Credentials, *, timeout: float, ca_bundle: str | None
+) -> ProbeResult:
+    """``result`` with what the registry made of ``credentials`` (the login flow resolve_image uses)."""
+    from .images.resolve import check_login  # images builds on the probe's neighbours; imported when used
+
+    try:
+        check_login(spec, credentials, timeout=timeout, ca_bundle=ca_bundle)
+    except RegistryAuthError as exc:
+        return attrs.evolve(result, login="refused", diagnosis=f"{result.diagnosis} The login was refused: {exc}")
+    except ProbeError as exc:
+        return attrs.evolve(
+            result, login="refused", diagnosis=f"{result.diagnosis} The login could not be checked: {exc}"
+        )
+    return attrs.evolve(
+        result,
+        login="accepted",
+        diagnosis=f"{result.diagnosis} The login of {quote(credentials.username, limit=60)} is accepted.",
+    )

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from .address import bad_character, format_host_port, split_host_port
+from .address import bad_character, format_host_port, problem_character, split_host_port
 from .errors import InvalidAddress, InvalidImageReference
+from .redact import quote, redact, secrets_of
 
 if TYPE_CHECKING:
     from .policy import InsecurityPolicy
@@ -36,6 +37,8 @@ DEFAULT_DOMAIN = "docker.io"
 _LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 _OFFICIAL_PREFIX = "library/"
 _NAME_TOTAL_LENGTH_MAX = 255
+# A name of 255, ':' and a tag of 128, '@' and the longest digest ("sha512:" and 128 hex digits), with room to spare.
+_TEXT_LENGTH_MAX = 600
 
 # The productions of distribution/reference regexp.go; Go's \w is ASCII-only,
 # so it is spelled out (Python's \w would admit any Unicode letter).
@@ -65,8 +68,18 @@ _DIGEST_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _LOWER_HEX_RE = re.compile(r"[a-f0-9]+")
 
 
+def _may_hold_userinfo(text: str) -> bool:
+    """Whether ``text`` may carry ``user:password@``: a URL, or an '@' that does not start a valid digest."""
+    return "://" in text or ("@" in text and not _DIGEST_RE.fullmatch(text.rpartition("@")[2]))
+
+
 def _fail(text: object, rule: str) -> InvalidImageReference:
-    return InvalidImageReference(f"image reference {text!r}: {rule}")
+    """The error for ``text``, echoed redacted: a URL pasted as a reference may carry a password."""
+    if isinstance(text, str) and _may_hold_userinfo(text):
+        return InvalidImageReference(
+            f"image reference {quote(text, entry=True, limit=200)}: {redact(rule, secrets_of(text))}"
+        )
+    return InvalidImageReference(f"image reference {quote(text, limit=300)}: {rule}")
 
 
 def _split_docker_domain(name: str) -> tuple[str, str]:
@@ -124,6 +137,11 @@ def _explain(text: str, full: str, domain: str) -> InvalidImageReference:
     return _fail(text, "invalid reference format: expected [REGISTRY/]REPOSITORY[:TAG][@DIGEST]")
 
 
+def _bad_character_words(text: str) -> str | None:
+    bad = bad_character(text)
+    return None if bad is None else f"contains {bad[1]} at column {bad[0]}"
+
+
 def _check_digest(text: str, digest: str) -> None:
     """go-digest ``Digest.Validate``: a known algorithm and exactly its length of lower-case hex."""
     algorithm, _, encoded = digest.partition(":")
@@ -143,11 +161,23 @@ def _parse(text: object) -> tuple[str, str, str | None, str | None]:
         raise InvalidImageReference(f"an image reference must be text, got {type(text).__name__}")
     if not text:
         raise _fail(text, "repository name must have at least one component")
-    bad = bad_character(text)
-    if bad is not None:
-        raise _fail(text, f"contains {bad[1]} at column {bad[0]}; remove whitespace and control characters")
+    if len(text) > _TEXT_LENGTH_MAX:
+        # Before any regular expression: Python's backtracking engine (unlike Go's RE2) is slow on long hostile text.
+        raise InvalidImageReference(
+            f"image reference {quote(text, entry=_may_hold_userinfo(text), limit=80)}: {len(text)} characters is "
+            f"longer than any reference Docker accepts ({_TEXT_LENGTH_MAX} at most)"
+        )
     if "://" in text:
         raise _fail(text, "has a scheme; an image reference is [REGISTRY/]REPOSITORY[:TAG][@DIGEST], without one")
+    if "@" in text and "/" in text.rpartition("@")[2]:  # a digest holds no '/': this '@' ends user-info
+        raise _fail(
+            text,
+            "holds user-info ('user:password@') before the repository; give credentials to the client, "
+            "not the reference",
+        )
+    bad = problem_character(text) if _may_hold_userinfo(text) else _bad_character_words(text)
+    if bad is not None:
+        raise _fail(text, f"{bad}; remove whitespace and control characters")
     if _IDENTIFIER_RE.fullmatch(text):
         raise _fail(text, "cannot be a 64-character hexadecimal string: that is an image ID, not a name")
     domain, remainder = _split_docker_domain(text)

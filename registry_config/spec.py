@@ -14,8 +14,9 @@ import re
 
 import attrs
 
-from .address import bad_character, format_host_port, is_hostname, parse_ip, redact_userinfo, split_host_port
+from .address import format_host_port, is_hostname, parse_ip, problem_character, split_host_port
 from .errors import InvalidAddress, InvalidRegistryURL
+from .redact import quote
 
 __all__ = ["RegistrySpec", "SecurityMode"]
 
@@ -48,7 +49,9 @@ class SecurityMode(enum.Enum):
 
 
 def _fail(url: str, problem: str) -> InvalidRegistryURL:
-    return InvalidRegistryURL(f"registry URL {redact_userinfo(url)!r}: {problem}")
+    # Every problem here is worded by this module and quotes no part of the URL that may hold user-info
+    # (an '@' anywhere is refused before any part is quoted).
+    return InvalidRegistryURL(f"registry URL {quote(url, entry=True)}: {problem}")
 
 
 def _normalize_domain(domain: object) -> object:
@@ -73,20 +76,21 @@ class RegistrySpec:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.scheme, str) or self.scheme not in _DEFAULT_PORTS:
-            raise InvalidRegistryURL(f"registry scheme {self.scheme!r}: use 'http' or 'https'")
+            raise InvalidRegistryURL(f"registry scheme {quote(self.scheme, limit=40)}: use 'http' or 'https'")
         if not isinstance(self.host, str):
             raise InvalidRegistryURL(f"registry host must be text, got {type(self.host).__name__}")
         ip = parse_ip(self.host)
         if ip is None and not is_hostname(self.host):
             raise InvalidRegistryURL(
-                f"registry host {self.host!r} is neither an IP address nor a DNS name; "
+                f"registry host {quote(self.host, entry=True, limit=120)} is neither an IP address nor a DNS name; "
                 "give the port separately and an IPv6 address without brackets"
             )
         canonical = str(ip) if ip is not None else self.host.lower()
         if canonical != self.host:
             raise InvalidRegistryURL(f"registry host {self.host!r}: give it in canonical form, as {canonical!r}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
-            raise InvalidRegistryURL(f"registry port {self.port!r}: not a number in 1..65535")
+            shown = repr(self.port) if isinstance(self.port, int) else quote(self.port, limit=40)
+            raise InvalidRegistryURL(f"registry port {shown}: not a number in 1..65535")
         if not isinstance(self.skip_ssl_validation, bool):
             raise InvalidRegistryURL(
                 f"skip_ssl_validation must be True or False, got {type(self.skip_ssl_validation).__name__}"
@@ -95,7 +99,8 @@ class RegistrySpec:
             raise InvalidRegistryURL(f"consul domain must be text, got {type(self.consul_domain).__name__}")
         if not is_hostname(self.consul_domain):
             raise InvalidRegistryURL(
-                f"consul domain {self.consul_domain!r} is not a DNS name; give one such as 'consul' or 'cf.internal'"
+                f"consul domain {quote(self.consul_domain, limit=120)} is not a DNS name; "
+                "give one such as 'consul' or 'cf.internal'"
             )
 
     @classmethod
@@ -103,9 +108,9 @@ class RegistrySpec:
         """Parse ``scheme://host[:port][/]``; refuse anything else with the part at fault."""
         if not isinstance(url, str):
             raise InvalidRegistryURL(f"registry URL must be text, got {type(url).__name__}")
-        bad = bad_character(url)
+        bad = problem_character(url)
         if bad is not None:
-            raise _fail(url, f"contains {bad[1]} at column {bad[0]}; remove whitespace and control characters")
+            raise _fail(url, f"{bad}; remove whitespace and control characters")
         match = _SCHEME.match(url)
         if match is None or not url[match.end() :].startswith("//"):
             raise _fail(
@@ -115,7 +120,7 @@ class RegistrySpec:
             )
         scheme = match.group(1).lower()
         if scheme not in _DEFAULT_PORTS:
-            raise _fail(url, f"scheme {match.group(1)!r} is not supported; use http or https")
+            raise _fail(url, f"scheme {quote(match.group(1), limit=40)} is not supported; use http or https")
         rest = url[match.end() + 2 :]
         authority, path, query, fragment = _split_rest(rest)
         if "@" in rest:
@@ -127,7 +132,7 @@ class RegistrySpec:
                 "give registry credentials to the client, not the URL",
             )
         if path not in ("", "/"):
-            raise _fail(url, f"path {path!r} is not allowed; a registry URL is scheme://host[:port]")
+            raise _fail(url, f"path {quote(path, limit=80)} is not allowed; a registry URL is scheme://host[:port]")
         if query is not None:
             raise _fail(url, "a query ('?...') is not allowed")
         if fragment is not None:

@@ -68,8 +68,20 @@ class RunningRegistry:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _config(root: Path, port: int, *, tls: tuple[Path, Path] | None = None, token_ca: Path | None = None) -> str:
-    """The registry's YAML configuration (written by hand: it is small, and PyYAML is not a dependency)."""
+def _config(
+    root: Path,
+    port: int,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    token_ca: Path | None = None,
+    addr: str = "127.0.0.1",
+    proxy: str | None = None,
+) -> str:
+    """The registry's YAML configuration (written by hand: it is small, and PyYAML is not a dependency).
+
+    ``addr`` is the address to listen on (``[v6]`` bracketed), loopback by default; ``proxy`` the upstream
+    URL of a pull-through cache (the registry's ``proxy.remoteurl`` mode).
+    """
     lines = [
         "version: 0.1",
         "log:",
@@ -80,11 +92,13 @@ def _config(root: Path, port: int, *, tls: tuple[Path, Path] | None = None, toke
         "  filesystem:",
         f"    rootdirectory: {root / 'data'}",
         "http:",
-        f"  addr: 127.0.0.1:{port}",
+        f'  addr: "{addr}:{port}"',
         "  secret: registry-config-tests-only",
     ]
     if tls is not None:
         lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+    if proxy is not None:
+        lines += ["proxy:", f'  remoteurl: "{proxy}"']
     if token_ca is not None:
         lines += [
             "auth:",
@@ -136,15 +150,17 @@ def _run_registry(
             process.wait(timeout=10)
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1 (cryptography), as an operator makes one."""
+def _self_signed(
+    directory: Path, names: tuple[str, ...] = ("localhost",), ips: tuple[str, ...] = ("127.0.0.1",)
+) -> tuple[Path, Path]:
+    """A self-signed certificate for ``names`` and ``ips`` (cryptography), as an operator makes one."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
         x509.CertificateBuilder()
@@ -155,7 +171,9 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+            ),
             critical=False,
         )
         .sign(key, hashes.SHA256())

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 __all__ = [
     "DIGEST_ALGORITHMS",
     "HOSTILE_FRAGMENTS",
+    "SECRET_MARK",
     "consul_hosts",
     "digests",
     "dns_labels",
@@ -27,6 +28,7 @@ __all__ = [
     "ip_addresses",
     "ipv4_addresses",
     "ipv6_addresses",
+    "marked_secrets",
     "passwords",
     "ports",
     "registry_specs",
@@ -190,6 +192,21 @@ def hostile_text(draw: st.DrawFn, *, base: st.SearchStrategy[str] | None = None)
         at = draw(st.integers(min_value=0, max_value=len(text)))
         text = text[:at] + fragment + text[at:]
     return text
+
+
+SECRET_MARK = "Zq"
+"""Starts every piece of a :func:`marked_secrets` secret; no message of the library contains it otherwise."""
+
+
+@st.composite
+def marked_secrets(draw: st.DrawFn, *, separators: str = "/?#@: ") -> str:
+    """A secret whose pieces, between URL-confusing ``separators``, each start with :data:`SECRET_MARK`.
+
+    A message that shows any piece of the secret (not only the whole) shows the mark.
+    """
+    pieces = draw(st.lists(st.text(alphabet="abcdefxy0123456789", min_size=2, max_size=6), min_size=1, max_size=5))
+    cuts = draw(st.lists(st.sampled_from([*separators, "://", ""]), min_size=len(pieces), max_size=len(pieces)))
+    return "".join(SECRET_MARK + piece + cut for piece, cut in zip(pieces, cuts, strict=True))
 
 
 @st.composite

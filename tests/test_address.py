@@ -17,7 +17,7 @@ from registry_config.address import (
     is_hostname,
     parse_ip,
     parse_port,
-    redact_userinfo,
+    problem_character,
     split_host_port,
 )
 from registry_config.errors import InvalidAddress, RegistryConfigError
@@ -70,7 +70,7 @@ def test_split_host_port_accepts_and_normalizes(text: str, expected: tuple[str, 
         ("[::1", "entry: '[::1' opens '[' without closing it"),
         ("[::1]x", "entry: '[::1]x' has 'x' after ']'; expected ':port'"),
         ("[10.0.0.1]:80", "entry: '10.0.0.1' in brackets is not an IPv6 address"),
-        ("[fe80::1%eth0]:80", "in brackets is not an IPv6 address"),
+        ("[fe80::1%eth0]:80", "has a zone id"),
         ("fe80::1%eth0", "is not an IPv6 address; write an IPv6 address with a port as [addr]:port"),
         ("1200:0000:AB00:1234:0000:2552:7777:1313:8080", "is not an IPv6 address"),
         ("ünïcode.example", "is neither an IP address nor a DNS name"),
@@ -206,17 +206,39 @@ def test_format_host_brackets_only_ipv6() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "shown"),
+    ("text", "words"),
     [
-        ("http://user:secret@host:80", "http://***@host:80"),
-        ("http://user:se/cr?et#x@host", "http://***@host"),
-        ("http://user:p@ss@host/", "http://***@host/"),
-        ("user:secret@host", "<redacted>"),
-        ("http://host:80/path", "http://host:80/path"),
+        ("host\t:80", "contains '\\t' at column 4"),
+        ("u:p ss@host\n", "contains '\\n' at column 8"),  # counted on '***@host\n', the text shown
+        (
+            "u:p ss@host",
+            "contains whitespace or a control character in a part not shown (user-info, query or fragment)",
+        ),
+        ("host:80", None),
     ],
 )
-def test_redact_userinfo_hides_everything_up_to_the_last_at(text: str, shown: str) -> None:
-    assert redact_userinfo(text) == shown
+def test_problem_character_counts_columns_on_the_text_as_shown(text: str, words: str | None) -> None:
+    assert problem_character(text) == words
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["user:s3cr3t@host:80", "http://user:s3cr3t@host:80", "u:s3/cr?e#t@host", "u:s3cr3t@[::1]:5000", "us:s3cr3t @h"],
+)
+def test_an_entry_with_user_info_is_refused_without_its_password(text: str) -> None:
+    with pytest.raises(InvalidAddress, match="user-info") as caught:
+        split_host_port(text, where="entry")
+    assert "s3" not in str(caught.value)
+    assert caught.value.__context__ is None
+
+
+def test_a_where_that_quoted_the_entry_raw_is_scrubbed() -> None:
+    # A caller (build_plan's extra_insecure) may put the entry itself into `where`.
+    entry = "admin:hunter2/x@host:5000"
+    with pytest.raises(InvalidAddress) as caught:
+        split_host_port(entry, where=f"extra insecure registry #0 {entry!r}")
+    assert "hunter2" not in str(caught.value)
+    assert caught.value.__context__ is None
 
 
 # --- resolver -------------------------------------------------------------------------------------------------
@@ -269,3 +291,9 @@ def test_system_resolver_knows_localhost() -> None:
 def test_system_resolver_turns_idna_errors_into_gaierror() -> None:
     with pytest.raises(socket.gaierror, match="cannot encode"):
         system_resolver("a" * 64 + ".example")
+
+
+@pytest.mark.parametrize("text", ["[fe80::1%eth0]:5000", "[fe80::1%25eth0]", "[fe80::1%1]:80"])
+def test_a_zone_id_is_refused_as_a_zone_id(text: str) -> None:
+    with pytest.raises(InvalidAddress, match="has a zone id .*zone ids are not supported"):
+        split_host_port(text, where="entry")

@@ -70,3 +70,20 @@ def test_exit_2_for_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "docker_registry:8080"]) == 2
     assert main(["probe", "https://localhost:5000", "--timeout", "0"]) == 2
     assert "--timeout 0: give a positive number" in capsys.readouterr().err
+
+
+def test_a_password_in_an_instance_or_the_url_is_never_printed() -> None:
+    import subprocess
+    import sys
+
+    for argv in (
+        ["probe", "http://127.0.0.1:9", "--instance", "admin:hunter2/x@10.0.0.1:5000", "--json"],
+        ["probe", "https://admin:hunter2@registry.internal:5000"],
+        ["probe", "https://registry.internal:5000?token=hunter2"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "registry_config", *argv], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 2, result.stderr
+        assert "hunter2" not in result.stdout + result.stderr
+        assert "Traceback" not in result.stderr

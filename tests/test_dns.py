@@ -5,10 +5,11 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import socket
+import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import dns.flags
 import dns.message
@@ -22,6 +23,7 @@ import dns.rdtypes.IN.SRV
 import dns.rrset
 import pytest
 from _dnsmasq import Dnsmasq, FakeNameserver, Node, Records, dnsmasq, reply_to
+from _integration import unavailable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +37,7 @@ from registry_config.errors import (
     DiscoveryUnavailable,
     InvalidAddress,
     InvalidInput,
+    MissingDependencyError,
     UnknownBackendError,
 )
 
@@ -371,12 +374,80 @@ def test_silent_server_times_out_within_bounds() -> None:
         with pytest.raises(DiscoveryUnavailable) as caught:
             backend.discover(ServiceQuery("docker_registry"))
         elapsed = time.monotonic() - started
-    assert elapsed < 3.0  # 10x the timeout: generous on a shared machine, far from "hangs"
+    assert elapsed < 3 * 0.3 + 2  # derived from the timeout: generous on a shared machine, far from "hangs"
     assert str(caught.value) == (
         f"DNS server 127.0.0.1:{port} asked docker_registry.service.consul SRV: no answer within 0.3s; "
         "check that the server runs and listens on that address and port (Consul's DNS is on port 8600 by default)"
     )
     assert isinstance(caught.value.__cause__, dns.exception.Timeout)
+
+
+def test_the_deadline_bounds_a_whole_discovery_of_many_targets() -> None:
+    """Sixty glue-less targets answered just inside the timeout would take 24s; the deadline stops it."""
+    slow = threading.Event()  # never set: wait() is the server's own slowness, not the test's synchronisation
+    targets = [(f"n{i}.node.dc1.consul.", 5000, None) for i in range(30)]
+
+    def answer(query: dns.message.Message) -> dns.message.Message:
+        if query.question[0].rdtype == dns.rdatatype.SRV:
+            return srv_reply(query, targets)
+        slow.wait(0.4)
+        return reply_to(query, rcode=dns.rcode.NXDOMAIN)
+
+    timeout, deadline = 1.0, 1.5
+    with FakeNameserver(answer) as fake:
+        backend = DnsBackend([fake.server], timeout=timeout, deadline=deadline)
+        started = time.monotonic()
+        with pytest.raises(DiscoveryUnavailable, match=r"deadline of 1\.5s") as caught:
+            backend.discover(ServiceQuery("docker_registry"))
+        elapsed = time.monotonic() - started
+    assert elapsed < deadline + 3 * timeout + 2
+    assert elapsed >= deadline * 0.9
+    assert "raise the deadline" in str(caught.value)
+
+
+def test_a_tcp_answer_that_drips_is_cut_at_the_timeout() -> None:
+    """A server that sends a byte every 0.2s over TCP: the exchange ends at its timeout, not at the server's will."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(512)
+            conn.sendall(b"\x02\x00")  # announces 512 bytes
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"\x00")
+                except OSError:
+                    return
+
+    with FakeNameserver(lambda query: reply_to(query, flags=dns.flags.TC)) as fake:
+        listener.bind(("127.0.0.1", fake.port))
+        listener.listen(1)
+        dripper = threading.Thread(target=drip)
+        dripper.start()
+        timeout = 0.5
+        try:
+            started = time.monotonic()
+            with pytest.raises(DiscoveryUnavailable, match="no answer within") as caught:
+                DnsBackend([fake.server], timeout=timeout, deadline=60).discover(ServiceQuery("docker_registry"))
+            elapsed = time.monotonic() - started
+        finally:
+            stop.set()
+            dripper.join(10)
+            listener.close()
+    assert elapsed < 3 * timeout + 2
+    assert isinstance(caught.value.__cause__, dns.exception.Timeout)
+
+
+def test_deadline_option_and_checks() -> None:
+    backend = DnsBackend.from_url("dns://10.0.0.2?deadline=3.5&timeout=1")
+    assert repr(backend) == "DnsBackend(['10.0.0.2:53'], domain='consul', record='auto', timeout=1, deadline=3.5)"
+    for bad in (0, -1, float("nan"), float("inf"), True):
+        with pytest.raises(InvalidInput, match="deadline must be a positive number"):
+            DnsBackend(deadline=bad)
+    with pytest.raises(InvalidInput, match="deadline='soon' is not a number"):
+        DnsBackend.from_url("dns://10.0.0.2?deadline=soon")
 
 
 @integration
@@ -628,7 +699,7 @@ def test_any_srv_answer_gives_clean_instances_or_warnings() -> None:
         backend = DnsBackend([fake.server], timeout=2)
 
         @given(records=_RECORDS, default_port=st.none() | st.integers(1, 65535))
-        @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+        @settings(suppress_health_check=[HealthCheck.too_slow])
         def check(records: list[tuple[dns.name.Name, int, str | None]], default_port: int | None) -> None:
             served[0] = records
             found = backend.discover(ServiceQuery("docker_registry", default_port=default_port))
@@ -660,7 +731,7 @@ def test_garbage_raises_only_discovery_errors() -> None:
         backend = DnsBackend([fake.server], timeout=0.5)
 
         @given(payload=st.binary(max_size=300), keep_header=st.booleans())
-        @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+        @settings(suppress_health_check=[HealthCheck.too_slow])
         def check(payload: bytes, keep_header: bool) -> None:
             served[0] = (payload, keep_header)
             message = ""
@@ -765,8 +836,10 @@ def test_constructor_checks() -> None:
 def test_missing_dnspython_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [module for module in sys.modules if module == "dns" or module.startswith("dns.")]:
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(UnknownBackendError, match=r"pip install registry-config\[dns\]"):
+    with pytest.raises(MissingDependencyError) as caught:
         DnsBackend(["127.0.0.1"])
+    assert "pip install 'registry-config[dns]'" in str(caught.value)
+    assert isinstance(caught.value, UnknownBackendError)  # what callers caught before the subclass existed
 
 
 @integration
@@ -812,7 +885,7 @@ def test_system_configuration_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path:
         try:
             server.start()
         except RuntimeError:
-            pytest.skip("cannot run dnsmasq on 127.0.0.153:53 here (not root, or the port is taken)")
+            unavailable("cannot run dnsmasq on 127.0.0.153:53 here (not root, or the port is taken)")
         conf = tmp_path / "resolv.conf"  # type: ignore[operator]
         conf.write_text("# written by test_dns\nsearch example.test\nnameserver 127.0.0.153\n")
         monkeypatch.setattr(dns_module, "RESOLV_CONF", str(conf))
@@ -879,7 +952,8 @@ def test_watch_polls_on_the_ttl_and_yields_only_changes() -> None:
         consumer = threading.Thread(target=consume, args=(backend,))
         consumer.start()
         try:
-            time.sleep(2.5)  # the answer does not change: more polls, no second yield
+            # The answer does not change: more polls, no second yield.
+            _poll_until(lambda: len(times) >= 3, within=30)
             assert yielded == [("10.0.0.1:5000",)]
             state["address"] = "10.0.0.2"
             assert changed.wait(10)
@@ -894,7 +968,29 @@ def test_watch_polls_on_the_ttl_and_yields_only_changes() -> None:
     assert min(gaps) >= 0.9
 
 
+def _poll_until(condition: Callable[[], bool], *, within: float) -> None:
+    """Wait for ``condition`` by polling, failing after ``within`` seconds (a bound, not a pace)."""
+    end = time.monotonic() + within
+    idle = threading.Event()
+    while not condition():
+        assert time.monotonic() < end, "the condition did not come true in time"
+        idle.wait(0.02)
+
+
 def test_watch_stops_before_asking_when_stop_is_set() -> None:
     stop = threading.Event()
     stop.set()
     assert list(DnsBackend(["127.0.0.1:9"], timeout=0.2).watch(ServiceQuery("x"), stop=stop)) == []
+
+
+@pytest.mark.parametrize("error", [RecursionError("deep"), struct.error("unpack"), TypeError])
+def test_whatever_dnspython_raises_on_an_answer_is_a_protocol_error(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException | type[BaseException]
+) -> None:
+    def fails(*args: object, **kwargs: object) -> object:
+        raise error
+
+    monkeypatch.setattr(dns.query, "udp", fails)
+    with pytest.raises(DiscoveryProtocolError, match="the answer is not valid DNS") as caught:
+        DnsBackend(["127.0.0.1:9"], timeout=0.5).discover(ServiceQuery("docker_registry"))
+    assert caught.value.__cause__ is not None

@@ -9,15 +9,18 @@ import contextlib
 import ipaddress
 import json
 import pickle
+from html.parser import HTMLParser
 from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import passwords
 
-from registry_config import InvalidAddress, InvalidEgressRule, RegistryConfigError
+from registry_config import EgressGuard, InvalidAddress, InvalidEgressRule, RegistryConfigError, rules_for
 from registry_config.egress import EgressRule
+from registry_config.egress.rule import trusted_rule
 
 # -- BBS's own vectors (models/security_groups_test.go) ------------------------------------------------------------
 
@@ -561,3 +564,244 @@ def test_evolve_revalidates_and_pickling_keeps_matching() -> None:
     again = pickle.loads(pickle.dumps(rule))  # noqa: S301 (our own bytes)
     assert again == rule
     assert again.allows("10.1.1.1", 80)
+
+
+# -- the trusted constructor that compaction uses -----------------------------------------------------------------
+
+
+# What compaction writes: an IPv4-mapped address it has already written as the IPv4 address it maps to.
+unmapped = st.ip_addresses().filter(lambda a: a.version == 4 or a.ipv4_mapped is None)
+
+
+@st.composite
+def trusted_arguments(draw: st.DrawFn) -> tuple[str, tuple[str, ...], Any, Any, tuple[tuple[int, int, int], ...]]:
+    """Valid tcp/udp rule values, each destination with the (version, first, last) interval it covers."""
+    destinations: list[str] = []
+    intervals: list[tuple[int, int, int]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        ip = draw(unmapped)
+        bits = ip.max_prefixlen
+        kind = draw(st.sampled_from(["ip", "cidr", "range"]))
+        if kind == "ip":
+            destinations.append(str(ip))
+            intervals.append((ip.version, int(ip), int(ip)))
+        elif kind == "cidr":
+            network = ipaddress.ip_network((ip, draw(st.integers(0, bits))), strict=False)
+            destinations.append(str(network))
+            intervals.append((ip.version, int(network.network_address), int(network.broadcast_address)))
+        else:
+            last = type(ip)(draw(st.integers(int(ip), 2**bits - 1)))
+            if last.version == 6 and last.ipv4_mapped is not None:  # type: ignore[union-attr]
+                last = ip
+            destinations.append(f"{ip}-{last}")
+            intervals.append((ip.version, int(ip), int(last)))
+    protocol = draw(st.sampled_from(["tcp", "udp"]))
+    if draw(st.booleans()):
+        return (
+            protocol,
+            tuple(destinations),
+            tuple(draw(st.lists(st.integers(1, 65535), min_size=1))),
+            None,
+            tuple(intervals),
+        )
+    start = draw(st.integers(1, 65535))
+    return protocol, tuple(destinations), None, (start, draw(st.integers(start, 65535))), tuple(intervals)
+
+
+@given(trusted_arguments(), st.ip_addresses(), st.integers(1, 65535))
+def test_the_trusted_constructor_equals_the_public_one(
+    arguments: tuple[str, tuple[str, ...], Any, Any, tuple[tuple[int, int, int], ...]],
+    probe: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    port: int,
+) -> None:
+    protocol, destinations, ports, port_range, intervals = arguments
+    trusted = trusted_rule(protocol, destinations, ports, port_range, intervals)
+    public = EgressRule(protocol, destinations, ports=ports, port_range=port_range)
+    assert trusted == public
+    assert hash(trusted) == hash(public)
+    assert repr(trusted) == repr(public)
+    assert str(trusted) == str(public)
+    assert attrs.asdict(trusted) == attrs.asdict(public)  # the private intervals too: asdict holds every field
+    assert trusted.to_bbs() == public.to_bbs()
+    ends = [
+        ipaddress.IPv4Address(v) if version == 4 else ipaddress.IPv6Address(v)
+        for version, first, last in intervals
+        for v in (first, last)
+    ]
+    for address in (probe, *ends):
+        assert trusted.allows(address, port, protocol=protocol) == public.allows(address, port, protocol=protocol)
+    assert attrs.evolve(trusted, log=True) == attrs.evolve(public, log=True)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        trusted.log = True  # type: ignore[misc]
+
+
+def test_the_formats_build_the_class_they_are_called_on() -> None:
+    class Named(EgressRule):
+        pass
+
+    data = {"protocol": "tcp", "destinations": ["10.0.0.1"], "ports": [80], "log": False}
+    assert type(Named.from_bbs(data)) is Named
+    assert type(Named.from_asg({"protocol": "tcp", "destination": "10.0.0.1", "ports": "80"})) is Named
+
+
+# -- display in notebooks (IPython's protocols, tested without IPython) -------------------------------------------
+
+
+class Printer:
+    """What IPython's PrettyPrinter offers ``_repr_pretty_``: ``text``, collected here."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def text(self, obj: str) -> None:
+        self.parts.append(obj)
+
+
+def pretty(rule: EgressRule) -> str:
+    printer = Printer()
+    rule._repr_pretty_(printer, False)
+    return "".join(printer.parts)
+
+
+class Cells(HTMLParser):
+    """The (header, cell text) rows of a table, every tag seen, and the cell text unescaped as a browser shows it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.rows: list[tuple[str, str]] = []
+        self.caption = ""
+        self._where: str | None = None
+        self._text: list[str] = []
+        self._header = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag in ("th", "td", "caption"):
+            self._where, self._text = tag, []
+        elif tag == "br":
+            self._text.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        text = "".join(self._text)
+        if tag == "th":
+            self._header = text
+        elif tag == "td":
+            self.rows.append((self._header, text))
+        elif tag == "caption":
+            self.caption = text
+        self._where = None if tag in ("th", "td", "caption") else self._where
+
+    def handle_data(self, data: str) -> None:
+        if self._where is not None:
+            self._text.append(data)
+
+
+def table(rule: EgressRule) -> Cells:
+    cells = Cells()
+    cells.feed(rule._repr_html_())
+    cells.close()
+    assert set(cells.tags) <= {"table", "caption", "tr", "th", "td", "br"}
+    assert cells.caption == "EgressRule"
+    return cells
+
+
+@pytest.mark.parametrize(
+    ("rule", "line"),
+    [
+        (EgressRule("tcp", ["10.0.0.0/31"], ports=[8080]), "EgressRule tcp → 10.0.0.0/31 ports 8080"),
+        (EgressRule("udp", ["10.0.0.1", "fd00::/64"], ports=[53, 5353]), "EgressRule udp → 10.0.0.1, fd00::/64 ports 53,5353"),
+        (EgressRule("tcp", ["10.0.0.1-10.0.0.9"], port_range=(1000, 2000)), "EgressRule tcp → 10.0.0.1-10.0.0.9 ports 1000-2000"),
+        (EgressRule("tcp", ["10.0.0.1"], port_range=(443, 443)), "EgressRule tcp → 10.0.0.1 ports 443-443"),
+        (EgressRule("icmp", ["10.0.0.1"], icmp_info=(8, 0), log=True), "EgressRule icmp → 10.0.0.1 type 8 code 0 (logged)"),
+        (EgressRule("all", ["0.0.0.0/0"], description="everything\nat once"), "EgressRule all → 0.0.0.0/0"),
+        (
+            EgressRule("tcp", [f"10.0.0.{n}" for n in range(0, 24, 2)], ports=[80]),
+            "EgressRule tcp → 10.0.0.0, 10.0.0.2, 10.0.0.4, 10.0.0.6, 10.0.0.8, 10.0.0.10, 10.0.0.12, 10.0.0.14, "
+            "10.0.0.16, 10.0.0.18 (and 2 more) ports 80",
+        ),
+    ],
+)  # fmt: skip
+def test_pretty_display_is_one_readable_line(rule: EgressRule, line: str) -> None:
+    assert pretty(rule) == line
+    printer = Printer()
+    rule._repr_pretty_(printer, True)  # a rule holds no other object: a cycle cannot happen, and changes nothing
+    assert "".join(printer.parts) == line
+
+
+def test_html_display_is_a_table_of_the_fields() -> None:
+    rule = EgressRule("tcp", ["10.0.0.0/31"], ports=[8080])
+    assert rule._repr_html_() == (
+        '<table class="registry-config-egress-rule"><caption>EgressRule</caption>'
+        "<tr><th>protocol</th><td>tcp</td></tr><tr><th>destinations</th><td>10.0.0.0/31</td></tr>"
+        "<tr><th>ports</th><td>8080</td></tr><tr><th>log</th><td>no</td></tr></table>"
+    )
+    assert table(EgressRule("tcp", ["10.0.0.1", "fd00::1-fd00::9"], port_range=(1000, 2000), log=True)).rows == [
+        ("protocol", "tcp"),
+        ("destinations", "10.0.0.1\nfd00::1-fd00::9"),
+        ("port range", "1000-2000"),
+        ("log", "yes"),
+    ]
+    assert table(EgressRule("icmp", ["10.0.0.1"], icmp_info=(8, -1))).rows == [
+        ("protocol", "icmp"),
+        ("destinations", "10.0.0.1"),
+        ("ICMP type, code", "8, -1"),
+        ("log", "no"),
+    ]
+    many = table(EgressRule("all", [f"10.0.{n}.0/24" for n in range(25)])).rows
+    assert many[1] == ("destinations", "\n".join(f"10.0.{n}.0/24" for n in range(10)) + "\n(and 15 more)")
+
+
+def test_html_display_escapes_every_value() -> None:
+    hostile = "<script>alert('x')</script> & \"quoted\" <br>"
+    rule = EgressRule("tcp", ["10.0.0.1"], ports=[80], annotations=[hostile, "a<b"], description=hostile)
+    text = rule._repr_html_()
+    assert "<script" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quoted&quot; &lt;br&gt;" in text
+    assert table(rule).rows[-2:] == [("annotations", f"{hostile}\na<b"), ("description", hostile)]
+
+
+@given(st.text(max_size=60), st.lists(st.text(max_size=20), max_size=3))
+def test_html_display_shows_any_text_as_text(description: str, annotations: list[str]) -> None:
+    rule = EgressRule("udp", ["fd00::1"], ports=[53], annotations=annotations, description=description)
+    rows = dict(table(rule).rows)  # read back by an HTML parser: the text itself, never markup
+    assert rows["description"] == description
+    if annotations:
+        assert rows["annotations"] == "\n".join(annotations)
+
+
+# -- refused values are shown redacted, then cut ------------------------------------------------------------------
+
+
+@given(passwords())
+def test_a_password_in_a_refused_value_is_never_echoed(password: str) -> None:
+    url = f"http://user:{password}@10.0.0.1"
+    attempts: list[Any] = [
+        lambda: EgressRule("tcp", [url], ports=[80]),
+        lambda: EgressRule("tcp", [{"destination": url}], ports=[80]),
+        lambda: EgressRule(url, ["10.0.0.1"], ports=[80]),
+        lambda: EgressRule("tcp", ["10.0.0.1"], ports=[80], description=[url]),
+        lambda: EgressRule.from_bbs({"protocol": "tcp", "destinations": [url], "ports": [80]}),
+        lambda: EgressRule.from_bbs({"protocol": "tcp", "destinations": ["10.0.0.1"], "ports": [80], url: 1}),
+        lambda: EgressRule.from_asg({"protocol": "tcp", "destination": url, "ports": "80"}),
+        lambda: EgressRule.from_asg({"protocol": "tcp", "destination": "10.0.0.1", "ports": url}),
+        lambda: EgressRule("tcp", ["10.0.0.1"], ports=[80]).allows(url, 80),
+        lambda: EgressGuard([url]),
+        lambda: EgressGuard().reason(url),
+        lambda: EgressGuard(on_violation=url),  # type: ignore[arg-type]
+        lambda: rules_for([], protocol=url),
+    ]
+    for attempt in attempts:
+        with pytest.raises(RegistryConfigError) as info:
+            attempt()
+        assert password not in str(info.value)
+        assert "user:" not in str(info.value)
+
+
+def test_a_token_in_a_query_is_redacted_and_long_values_are_cut() -> None:
+    with pytest.raises(InvalidEgressRule) as info:
+        EgressRule.from_asg({"protocol": "tcp", "destination": "10.0.0.1?token=abcdef123", "ports": "80"})
+    assert str(info.value) == "destination: '10.0.0.1?token=<redacted>' is not an IP, CIDR or range"
+    with pytest.raises(InvalidEgressRule) as info:
+        EgressRule("tcp", ["x" * 10_000], ports=[80])
+    assert str(info.value) == f"destinations[0]: '{'x' * 77}...' is not an IP, CIDR or range"

@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry_config import EgressPolicyError, InvalidAddress, RegistryConfigError, ServiceInstance
-from registry_config.egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard, RejectedInstance, _plain_ipv4
+from registry_config.egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard, RejectedInstance
+from registry_config.egress._addresses import embedded_ipv4
+from registry_config.egress.guard import _plain_ipv4
 from registry_config.errors import InvalidInput
 
 
@@ -213,6 +215,138 @@ def test_long_network_lists_are_cut_in_messages() -> None:
     assert EgressGuard([]).reason("10.0.0.1") == "10.0.0.1 is not in the allowed networks (none are allowed)"
 
 
+# -- IPv4 addresses embedded in IPv6 ------------------------------------------------------------------------------
+
+ALLOW_ALL = ["0.0.0.0/0", "::/0"]
+
+
+def nat64(ipv4: str) -> str:
+    return str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("64:ff9b::")) | int(ipaddress.IPv4Address(ipv4))))
+
+
+def six_to_four(ipv4: str) -> str:
+    return str(ipaddress.IPv6Address(0x2002 << 112 | int(ipaddress.IPv4Address(ipv4)) << 80 | 1))
+
+
+def compatible(ipv4: str) -> str:
+    return str(ipaddress.IPv6Address(int(ipaddress.IPv4Address(ipv4))))
+
+
+FORMS = [("NAT64", nat64), ("6to4", six_to_four), ("IPv4-compatible", compatible)]
+
+
+def test_the_embedded_forms_are_spelled_as_the_issue_reports_them() -> None:
+    assert nat64("169.254.169.254") == "64:ff9b::a9fe:a9fe"
+    assert six_to_four("169.254.169.254") == "2002:a9fe:a9fe::1"
+    assert compatible("169.254.169.254") == "::a9fe:a9fe"
+
+
+@pytest.mark.parametrize(("form", "spell"), FORMS)
+def test_allow_all_refuses_the_metadata_service_in_every_embedded_form(form: str, spell: Any) -> None:
+    address = spell("169.254.169.254")
+    assert EgressGuard(ALLOW_ALL).reason(address) == (
+        f"{address} ({form} form of 169.254.169.254) is link-local (the cloud metadata service); the allowed network "
+        "0.0.0.0/0 covers it, but such addresses are opened only by a network inside 169.254.169.254/32: list "
+        "169.254.169.254/32 (or a network inside it) to allow it"
+    )
+    assert EgressGuard(["::/0"]).reason(address) == (
+        f"{address} ({form} form of 169.254.169.254) is link-local (the cloud metadata service); not in the allowed "
+        "networks"
+    )
+    assert EgressGuard().reason(address) == EgressGuard(["::/0"]).reason(address)
+    # listed as the plain address must be listed, it opens (the IPv6 side by ::/0)
+    assert EgressGuard(["::/0", "169.254.169.254/32"]).reason(address) is None
+    # link-local listed still keeps the metadata service closed, as for the plain address
+    assert EgressGuard(["::/0", "169.254.0.0/16"]).reason(address) is not None
+
+
+@pytest.mark.parametrize(("form", "spell"), FORMS)
+@pytest.mark.parametrize("loopback", ["127.0.0.1", "127.8.9.10"])
+def test_allow_all_refuses_loopback_in_every_embedded_form(form: str, spell: Any, loopback: str) -> None:
+    address = spell(loopback)
+    assert EgressGuard(ALLOW_ALL).reason(address) == (
+        f"{address} ({form} form of {loopback}) is loopback; the allowed network 0.0.0.0/0 covers it, but such "
+        "addresses are opened only by a network inside 127.0.0.0/8: list 127.0.0.0/8 (or a network inside it) to "
+        "allow it"
+    )
+    assert EgressGuard(["::/0", "127.0.0.0/8"]).reason(address) is None
+    assert EgressGuard(["::/0", f"{loopback}/32"]).reason(address) is None
+    assert EgressGuard(["::/0", "127.0.0.0/8"]).reason(spell("169.254.169.254")) is not None
+
+
+@pytest.mark.parametrize(("form", "spell"), FORMS)
+def test_an_embedded_private_address_needs_its_ipv4_and_its_ipv6_allowed(form: str, spell: Any) -> None:
+    address = spell("10.1.2.3")
+    assert EgressGuard(ALLOW_ALL).reason(address) is None
+    assert EgressGuard(["::/0", "10.0.0.0/8"]).reason(address) is None
+    # the IPv4 it carries is not allowed: named, with the form
+    assert EgressGuard(["::/0", "192.168.0.0/16"]).reason(address) == (
+        f"{address} ({form} form of 10.1.2.3) is not in the allowed networks (192.168.0.0/16, ::/0)"
+    )
+    # the IPv4 is allowed, the IPv6 address is not (the default guard: fc00::/7 holds none of these forms)
+    assert EgressGuard().reason(address) == (
+        f"{address} is not in the allowed networks (10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16, "
+        f"fc00::/7); it is the {form} form of 10.1.2.3, which they allow, but the IPv6 address itself must be "
+        "allowed too"
+    )
+    # an IPv6 network listed, however exactly, never opens the IPv4 address inside
+    assert EgressGuard([f"{address}/128"]).reason(address) is not None
+
+
+@pytest.mark.parametrize(("form", "spell"), FORMS)
+def test_check_drops_embedded_forms_too(form: str, spell: Any) -> None:
+    instances = [ServiceInstance(spell("169.254.169.254"), 80), ServiceInstance(spell("10.0.0.1"), 80)]
+    kept, rejected = EgressGuard(ALLOW_ALL).check(instances)
+    assert kept == (instances[1],)
+    assert [r.instance for r in rejected] == [instances[0]]
+    assert f"{form} form of 169.254.169.254" in rejected[0].reason
+    with pytest.raises(EgressPolicyError, match=f"{form} form of 169.254.169.254"):
+        EgressGuard(ALLOW_ALL, on_violation="error").check(instances)
+
+
+def test_unspecified_and_loopback_ipv6_are_judged_as_themselves() -> None:
+    """``::`` and ``::1`` lie in ``::/96`` but are IPv6's own addresses, not IPv4-compatible 0.0.0.0 and 0.0.0.1."""
+    guard = EgressGuard(["::/0", "0.0.0.0/8"])
+    assert guard.reason("::") == (
+        ":: is the unspecified address; the allowed network ::/0 covers it, but such addresses are opened only by a "
+        "network inside ::/128: list ::/128 (or a network inside it) to allow it"
+    )
+    assert guard.reason("::1") is not None
+    assert guard.reason("::2") is None  # IPv4-compatible 0.0.0.2, whose class 0.0.0.0/8 is listed
+    assert EgressGuard(["::1"]).reason("::1") is None
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("64:ff9b::a9fe:a9fe", ("169.254.169.254", "NAT64")),
+        ("64:ff9b::", ("0.0.0.0", "NAT64")),
+        ("64:ff9b::ffff:ffff", ("255.255.255.255", "NAT64")),
+        ("2002:a9fe:a9fe::", ("169.254.169.254", "6to4")),
+        ("2002:a9fe:a9fe:ffff:ffff:ffff:ffff:ffff", ("169.254.169.254", "6to4")),
+        ("2002::", ("0.0.0.0", "6to4")),
+        ("::a9fe:a9fe", ("169.254.169.254", "IPv4-compatible")),
+        ("::2", ("0.0.0.2", "IPv4-compatible")),
+        ("::ffff:ffff", ("255.255.255.255", "IPv4-compatible")),
+        ("::ffff", ("0.0.255.255", "IPv4-compatible")),
+        ("::", None),
+        ("::1", None),
+        ("::ffff:a9fe:a9fe", None),  # IPv4-mapped: unmap() reads it, as the IPv4 address itself
+        ("64:ff9b::1:0:0", None),  # outside the /96
+        ("64:ff9b:1::a9fe:a9fe", None),  # RFC 8215's local-use prefix: not one of the forms decided
+        ("2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff", None),
+        ("2003::", None),
+        ("1::", None),
+        ("fd00::a9fe:a9fe", None),
+    ],
+)
+def test_embedded_ipv4_reads_each_form_and_nothing_else(address: str, expected: tuple[str, str] | None) -> None:
+    found = embedded_ipv4(ipaddress.IPv6Address(address))
+    assert found == (None if expected is None else (ipaddress.IPv4Address(expected[0]), expected[1]))
+    if found is not None and found[1] == "6to4":
+        assert found[0] == ipaddress.IPv6Address(address).sixtofour
+
+
 # -- properties ----------------------------------------------------------------------------------------------------
 
 SPECIAL_BLOCKS = [
@@ -232,24 +366,129 @@ interesting_v4 = st.one_of(
 networks_v4 = st.builds(lambda a, n: ipaddress.ip_network((a, n), strict=False), interesting_v4, st.integers(0, 32))
 
 
-def oracle(address: ipaddress.IPv4Address, allowed: list[ipaddress.IPv4Network]) -> bool:
-    """The documented rule, written with ipaddress alone."""
-    covering = [network for network in allowed if address in network]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+COMPATIBLE = ipaddress.ip_network("::/96")
+MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+IPV6_OWN = (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1"))
+
+
+def embedded(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an embedded form carries, written from the RFCs with ipaddress alone (mapped ones too)."""
+    if address.version == 4:
+        return None
+    if address in MAPPED or address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in SIX_TO_FOUR:
+        return address.sixtofour  # type: ignore[union-attr]
+    if address in COMPATIBLE and address not in IPV6_OWN:
+        return ipaddress.IPv4Address(int(address))
+    return None
+
+
+def plain_rule(address: IPAddress, allowed: tuple[IPNetwork, ...]) -> bool:
+    """The documented rule for one address, with ipaddress alone."""
+    covering = [network for network in allowed if network.version == address.version and address in network]
     if not covering:
         return False
-    blocks = [block for block in SPECIAL_BLOCKS if block.version == 4 and address in block]
+    blocks = [block for block in SPECIAL_BLOCKS if block.version == address.version and address in block]
     if not blocks:
         return True
     block = min(blocks, key=lambda b: b.num_addresses)  # the most specific class
     return any(network.subnet_of(block) for network in covering)  # type: ignore[arg-type]
 
 
-@given(interesting_v4, st.lists(networks_v4, max_size=4))
-def test_guard_follows_its_documented_rule(
-    address: ipaddress.IPv4Address, allowed: list[ipaddress.IPv4Network]
+def oracle(address: IPAddress, allowed: tuple[IPNetwork, ...]) -> bool:
+    """The class docstring's rule: a mapped address is its IPv4; another embedded form needs both allowed."""
+    inner = embedded(address)
+    if inner is None:
+        return plain_rule(address, allowed)
+    if address in MAPPED:
+        return plain_rule(inner, allowed)
+    return plain_rule(inner, allowed) and plain_rule(address, allowed)
+
+
+def in_refused_class_unopened(address: IPAddress, listed: tuple[IPNetwork, ...]) -> bool:
+    """In a refused class, and no listed network that covers it lies inside that class's block."""
+    blocks = [block for block in SPECIAL_BLOCKS if block.version == address.version and address in block]
+    return bool(blocks) and not any(
+        network.version == address.version and address in network and network.subnet_of(block)  # type: ignore[arg-type]
+        for network in listed
+        for block in blocks
+    )
+
+
+# Addresses of both families: IPv4 ones near the special classes, any IPv6 address, IPv6's own special addresses,
+# and each embedded form of an interesting IPv4 address.
+embedded_forms = st.one_of(
+    interesting_v4.map(lambda a: ipaddress.IPv6Address(int(MAPPED.network_address) | int(a))),
+    interesting_v4.map(lambda a: ipaddress.IPv6Address(int(NAT64.network_address) | int(a))),
+    st.builds(lambda a, low: ipaddress.IPv6Address(0x2002 << 112 | int(a) << 80 | low), interesting_v4,
+              st.integers(0, 2**80 - 1)),
+    interesting_v4.map(lambda a: ipaddress.IPv6Address(int(a))),
+)  # fmt: skip
+interesting_v6 = st.one_of(
+    st.ip_addresses(v=6),
+    st.sampled_from(["::", "::1", "fe80::1", "fd00:ec2::254", "ff02::1", "fd00::1", "2001:db8::1"]).map(
+        ipaddress.IPv6Address
+    ),
+    embedded_forms,
+)
+any_address = st.one_of(interesting_v4, interesting_v6)
+networks_v6 = st.builds(lambda a, n: ipaddress.ip_network((a, n), strict=False), interesting_v6, st.integers(0, 128))
+network_lists = st.lists(
+    st.one_of(
+        networks_v4,
+        networks_v6,
+        st.sampled_from(SPECIAL_BLOCKS),
+        st.sampled_from(["0.0.0.0/0", "::/0", "64:ff9b::/96", "2002::/16", "::/96", "::ffff:0:0/96"]).map(
+            ipaddress.ip_network
+        ),
+    ),
+    max_size=5,
+)
+
+
+@given(any_address, network_lists)
+def test_guard_follows_its_documented_rule(address: IPAddress, allowed: list[IPNetwork]) -> None:
+    guard = EgressGuard(allowed)
+    assert (guard.reason(address) is None) == oracle(address, guard.allowed_networks)
+
+
+@given(any_address, network_lists, st.booleans())
+def test_a_kept_address_is_never_in_a_refused_class_that_no_listed_network_opens(
+    address: IPAddress, allowed: list[IPNetwork], allow_all: bool
+) -> None:
+    """Neither the address nor the IPv4 address it carries, whatever is listed, an explicit allow-all included."""
+    guard = EgressGuard([*allowed, *(map(ipaddress.ip_network, ALLOW_ALL) if allow_all else ())])
+    if guard.reason(address) is not None:
+        return
+    listed = guard.allowed_networks
+    inner = embedded(address)
+    if inner is None or address not in MAPPED:
+        assert not in_refused_class_unopened(address, listed), address
+    if inner is not None:
+        assert not in_refused_class_unopened(inner, listed), (address, inner)
+        assert any(network.version == 4 and inner in network for network in listed), (address, inner)
+
+
+@given(interesting_v4, network_lists)
+def test_every_embedded_form_is_refused_when_its_ipv4_is(
+    address: ipaddress.IPv4Address, allowed: list[IPNetwork]
 ) -> None:
     guard = EgressGuard(allowed)
-    assert (guard.reason(address) is None) == oracle(address, allowed)
+    if guard.reason(address) is None:
+        return
+    for spell in (nat64, six_to_four, compatible):
+        form = ipaddress.IPv6Address(spell(str(address)))
+        if form in IPV6_OWN:
+            continue  # IPv6's own addresses, judged as themselves
+        why = guard.reason(form)
+        assert why is not None, form
+        assert f"form of {address})" in why, why
 
 
 @given(interesting_v4, st.lists(networks_v4, max_size=4))

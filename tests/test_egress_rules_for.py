@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from registry_config import InvalidEgressRule, ServiceInstance
-from registry_config.egress import EgressRule, _address_text, rules_for
+from registry_config import EgressGuard, InvalidEgressRule, ServiceInstance
+from registry_config.egress import EgressRule, rules_for
+from registry_config.egress.compaction import _address_text
 from registry_config.errors import InvalidInput
 
 
@@ -265,3 +266,53 @@ def _reference_rules(found: list[ServiceInstance], compact: bool) -> list[dict[s
 @given(instance_sets(), st.booleans())
 def test_rules_are_those_the_former_way_made(found: list[ServiceInstance], compact: bool) -> None:
     assert bbs(rules_for(found, compact=compact)) == _reference_rules(found, compact)
+
+
+# -- the guard's kept instances, both families, embedded forms included ------------------------------------------
+
+SPECIAL_V4 = [int(ipaddress.IPv4Address(text)) for text in ("169.254.169.254", "127.0.0.1", "0.0.0.0")]
+
+
+def _embed(form: int, value: int) -> ipaddress.IPv6Address:
+    """An IPv4 address (as an int) in one of the IPv6 forms that carry one: mapped, NAT64, 6to4, compatible."""
+    prefix = (0xFFFF << 32, int(ipaddress.IPv6Address("64:ff9b::")), 0x2002 << 112, 0)[form]
+    return ipaddress.IPv6Address(prefix | (value << 80 if form == 2 else value))
+
+
+v4_values = st.one_of(offsets.map(lambda n: V4_BASE + n), st.sampled_from(SPECIAL_V4))
+guard_addresses = st.one_of(
+    v4_values.map(ipaddress.IPv4Address),
+    offsets.map(v6),
+    st.sampled_from(["::1", "::", "fe80::1", "fd00:ec2::254"]).map(ipaddress.IPv6Address),
+    st.builds(_embed, st.integers(0, 3), v4_values),
+)
+guard_networks = st.lists(
+    st.sampled_from(
+        ["0.0.0.0/0", "::/0", "10.0.0.0/28", "10.0.0.16/29", "169.254.169.254/32", "127.0.0.0/8", "64:ff9b::/96",
+         "2002::/16", "fd00::/123", "fc00::/7", "10.0.0.0/8"]
+    ),
+    max_size=5,
+)  # fmt: skip
+
+
+def _where_packets_go(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> object:
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped if mapped is not None else address
+
+
+@given(st.lists(st.builds(ServiceInstance, guard_addresses, st.sampled_from(PORTS)), max_size=40), guard_networks,
+       st.booleans())  # fmt: skip
+def test_rules_for_the_kept_allow_exactly_the_kept_pairs(
+    found: list[ServiceInstance], allowed: list[str], compact: bool
+) -> None:
+    """Guard then rules, as a plan does: the rules open each kept pair and nothing else, refused ones least of all."""
+    kept, rejected = EgressGuard(allowed).check(found)
+    rules = rules_for(kept, compact=compact)
+    pairs = {(_where_packets_go(instance.address), instance.port) for instance in kept}
+    near = {type(i.address)(int(i.address) + d) for i in found for d in (-1, 0, 1) if int(i.address) + d >= 0}
+    for address in near:
+        for port in {*PORTS, 79, 8081}:
+            expected = (_where_packets_go(address), port) in pairs
+            assert any(rule.allows(address, port) for rule in rules) == expected, (address, port)
+    for refused in rejected:
+        assert not any(rule.allows(refused.instance.address, refused.instance.port) for rule in rules), refused

@@ -375,3 +375,16 @@ def test_no_message_ever_holds_the_secret() -> None:
                     assert TOKEN[start : start + size] not in text
 
         check()
+
+
+def test_a_head_answer_has_no_body_whatever_its_content_length() -> None:
+    def handle(conn: socket.socket) -> None:
+        while _read_request(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5120\r\nDocker-Content-Digest: sha256:ab\r\n\r\n")
+
+    with serve(handle) as port, HttpClient(f"http://127.0.0.1:{port}", max_response_bytes=100) as client:
+        first = client.request("HEAD", "/v2/app/manifests/latest")
+        second = client.request("HEAD", "/v2/app/manifests/latest")  # the kept connection is still in step
+    assert first.body == b""
+    assert first.headers.get("Docker-Content-Digest") == "sha256:ab"
+    assert second.status == 200

@@ -12,6 +12,7 @@ EXPECTED = [
     "DEFAULT_ALLOWED_NETWORKS",
     "CachingBackend",
     "ConsulBackend",
+    "Credentials",
     "Discovery",
     "DiscoveryAuthError",
     "DiscoveryBackend",
@@ -41,6 +42,7 @@ EXPECTED = [
     "RegistrySpec",
     "RejectedInstance",
     "ReplicaMismatchError",
+    "ResolvedImage",
     "SecurityMode",
     "ServiceInstance",
     "ServiceQuery",
@@ -54,9 +56,12 @@ EXPECTED = [
     "plan_from_discovery",
     "probe_registry",
     "register_backend",
+    "render_auth_json",
     "render_containerd_hosts",
     "render_daemon_json",
     "render_registries_conf",
+    "render_tree",
+    "resolve_image",
     "rules_for",
 ]
 
@@ -103,3 +108,23 @@ def test_py_typed_ships() -> None:
     from importlib.resources import files
 
     assert files("registry_config").joinpath("py.typed").is_file()
+
+
+def test_library_log_records_do_not_reach_stderr_unless_the_application_asks() -> None:
+    # Without the package's NullHandler, logging's last-resort handler prints WARNING records on stderr (red in a
+    # notebook). What a user must know is a RegistryConfigWarning; log records are the application's to route.
+    code = (
+        "import logging, registry_config\n"
+        "logging.getLogger('registry_config.discovery').warning('retrying in 5s')\n"
+        "logging.basicConfig(format='%(name)s: %(message)s')\n"
+        "logging.getLogger('registry_config.discovery').warning('now configured')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stderr == "registry_config.discovery: now configured\n"
+
+
+def test_the_display_methods_are_there_for_notebooks() -> None:
+    for kind in (registry_config.StagingPlan, registry_config.Discovery, registry_config.ProbeResult):
+        assert callable(getattr(kind, "_repr_html_", None)), kind
+        assert callable(getattr(kind, "_repr_pretty_", None)), kind
+    assert callable(registry_config.StagingPlan.to_text)

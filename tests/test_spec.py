@@ -129,7 +129,7 @@ NO_SCHEME = "has no scheme; write http://HOST:PORT for a plain-HTTP registry or 
         ("http://[10.0.0.1]", "in brackets is not an IPv6 address"),
         ("http://::1", "has more than one ':' outside brackets; write an IPv6 address as http://[ADDRESS]:PORT"),
         ("http://2001:db8::1:8080", "has more than one ':' outside brackets"),
-        ("http://[fe80::1%25eth0]", "in brackets is not an IPv6 address"),
+        ("http://[fe80::1%25eth0]", "has a zone id"),
     ],
 )
 def test_from_url_refuses_naming_the_part(url: str, message: str) -> None:

@@ -1,8 +1,9 @@
 """A stand-in for a Docker registry on loopback: it answers ``GET /v2/`` as the distribution registry does.
 
 The how-to "Run an insecure registry safely" probes it, so that its examples
-run anywhere; with a real registry, probe that instead. ``start()`` serves
-plain HTTP, or HTTPS with the ``ssl.SSLContext`` given.
+run anywhere; with a real registry, probe that instead. ``TinyRegistry()``
+starts serving plain HTTP at once, ``TinyRegistry(context)`` HTTPS with the
+``ssl.SSLContext`` given; ``url`` says where it listens and ``close()`` stops it.
 """
 
 from __future__ import annotations

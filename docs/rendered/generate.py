@@ -10,6 +10,7 @@ when a file here is not what the renderers produce now.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -21,6 +22,7 @@ from registry_config.render import (  # noqa: E402
     render_containerd_hosts,
     render_daemon_json,
     render_registries_conf,
+    render_tree,
 )
 from registry_config.spec import RegistrySpec  # noqa: E402
 
@@ -35,13 +37,18 @@ def golden() -> dict[str, str]:
     discovery = Discovery(query, [ServiceInstance(ip, spec.port) for ip in INSTANCES], source="consul")
     plan = plan_from_discovery(spec, discovery)
     before = (HERE / "daemon.before.json").read_text(encoding="utf-8")
-    hosts = render_containerd_hosts(plan)
-    return {
-        "daemon.json": render_daemon_json(plan, existing=before),
-        "hosts.toml": hosts[0].content,
-        "registries.conf": render_registries_conf(plan),
-        "containerd-directories.txt": "".join(f"{hosts_file.path()}\n" for hosts_file in hosts),
-    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hosts = render_containerd_hosts(plan)
+        files = {
+            "daemon.json": render_daemon_json(plan, existing=before),
+            "hosts.toml": hosts[0].content,
+            "registries.conf": render_registries_conf(plan),
+            "containerd-directories.txt": "".join(f"{hosts_file.path()}\n" for hosts_file in hosts),
+            "tree.txt": "".join(f"{file.path}\n" for file in render_tree(plan, existing_daemon_json=before)),
+        }
+    files["warnings.txt"] = "".join(f"{text}\n" for text in dict.fromkeys(str(w.message) for w in caught))
+    return files
 
 
 def main() -> None:

@@ -3,7 +3,10 @@
 An operator whose ``--backend consul://...`` fails with "needs the consul
 extra" runs this to see every name at once: built-ins, registered ones and
 third-party plugins, where each comes from, and the command that installs
-what is missing. Listing imports no plugin.
+what is missing. A built-in is checked without importing its extra; a plugin
+(an entry point, or a registered ``"module:attr"``) is loaded, since only
+loading it shows that it is broken: such a one is listed as ``broken`` with
+the reason (redacted), never as ``ok``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from ..discovery.registry import BackendInfo, available_backends
+from ..discovery.registry import BackendInfo, available_backends, backend_problem
 
 __all__ = ["add_parser", "format_backends", "run"]
 
@@ -29,7 +32,19 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _row(info: BackendInfo) -> dict[str, Any]:
+def _problem(info: BackendInfo) -> str | None:
+    if info.origin == "built-in":
+        return None  # its extra is checked without importing it: see _status
+    return backend_problem(info.name)
+
+
+def _status(info: BackendInfo, problem: str | None) -> str:
+    if not info.installed:
+        return f"missing extra [{info.extra}]"
+    return "ok" if problem is None else "broken"
+
+
+def _row(info: BackendInfo, problem: str | None) -> dict[str, Any]:
     return {
         "name": info.name,
         "target": info.target,
@@ -38,16 +53,19 @@ def _row(info: BackendInfo) -> dict[str, Any]:
         "extra": info.extra,
         "installed": info.installed,
         "install_hint": info.install_hint,
+        "status": "missing-extra" if not info.installed else ("ok" if problem is None else "broken"),
+        "problem": problem,
     }
 
 
-def format_backends(backends: list[BackendInfo], out: TextIO) -> None:
-    """A table a person reads: name, status, origin, target; then the install commands for what is missing."""
+def format_backends(backends: list[BackendInfo], out: TextIO, problems: dict[str, str | None] | None = None) -> None:
+    """A table a person reads: name, status, origin, target; then why each broken one is, and what to install."""
+    problems = problems or {}
     headers = ("NAME", "STATUS", "ORIGIN", "TARGET")
     rows = [
         (
             info.name,
-            "ok" if info.installed else f"missing extra [{info.extra}]",
+            _status(info, problems.get(info.name)),
             info.origin if info.distribution is None else f"{info.origin} ({info.distribution})",
             info.target,
         )
@@ -57,6 +75,10 @@ def format_backends(backends: list[BackendInfo], out: TextIO) -> None:
     for row in [headers, *rows]:
         padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         print("  ".join([*padded, row[-1]]), file=out)
+    for info in backends:
+        problem = problems.get(info.name)
+        if problem is not None and info.installed:
+            print(f"\nbackend {info.name!r} is broken: {problem}", file=out)
     hints = sorted({info.install_hint for info in backends if info.install_hint})
     for hint in hints:
         print(f"\nto install what is missing: {hint}", file=out)
@@ -64,8 +86,9 @@ def format_backends(backends: list[BackendInfo], out: TextIO) -> None:
 
 def run(args: argparse.Namespace) -> int:
     backends = list(available_backends().values())
+    problems = {info.name: _problem(info) for info in backends}
     if args.json:
-        print(json.dumps([_row(info) for info in backends], indent=2))
+        print(json.dumps([_row(info, problems[info.name]) for info in backends], indent=2))
     else:
-        format_backends(backends, sys.stdout)
+        format_backends(backends, sys.stdout, problems)
     return 0

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import argparse
 import urllib.parse
+import warnings
 
+from ..backend_errors import backend_errors, backend_name
 from ..discovery.backend import DiscoveryBackend
 from ..discovery.static import StaticBackend
 from ..egress import DEFAULT_ALLOWED_NETWORKS, EgressGuard
-from ..errors import InvalidInput
+from ..errors import InvalidAddress, InvalidInput, RegistryConfigWarning
 from ..plan import StagingPlan, build_plan
+from ..redact import quote
 from ..spec import RegistrySpec
 
 __all__ = [
     "add_backend_options",
     "add_plan_options",
     "add_registry_options",
+    "announce_warnings",
     "backend_from_args",
+    "close_backend",
     "guard_from_args",
     "plan_from_args",
     "spec_from_args",
@@ -104,7 +109,12 @@ def backend_from_args(args: argparse.Namespace) -> DiscoveryBackend | None:
     """The backend the options name, or ``None`` for the default (the URL's host, resolved)."""
     if args.instance:
         return StaticBackend(args.instance)
-    if not args.backend:
+    if args.backend is not None and not args.backend.strip():
+        raise InvalidInput(
+            f"--backend {quote(args.backend)} is empty; give a backend URL (consul://HOST:PORT, dns:, "
+            "static:IP,...) or leave the option out to resolve the URL's host with the system resolver"
+        )
+    if args.backend is None:
         if args.consul_token_file:
             raise InvalidInput("--consul-token-file needs a consul:// --backend")
         return None
@@ -119,10 +129,37 @@ def backend_from_args(args: argparse.Namespace) -> DiscoveryBackend | None:
     return backend_from_url(url)
 
 
+def close_backend(backend: DiscoveryBackend) -> None:
+    """``backend.close()``, a plugin's bug in it reported as a DiscoveryError naming the backend."""
+    with backend_errors(backend_name(backend), "closing"):
+        backend.close()
+
+
 def guard_from_args(args: argparse.Namespace) -> EgressGuard:
+    """The default guard's networks plus the user's ``--allow-network`` entries, each checked on its own.
+
+    Checked one by one so that a mistake is named by the user's own option
+    and value, not by its position after the built-in networks.
+    """
+    for entry in args.allow_network:
+        try:
+            EgressGuard([entry])
+        except InvalidAddress as exc:
+            problem = str(exc).split(": ", 1)[-1]  # the guard names the list position: the user's entry says more
+            raise InvalidAddress(f"--allow-network: {problem}") from None
     return EgressGuard(
         (*DEFAULT_ALLOWED_NETWORKS, *args.allow_network), on_violation="error" if args.strict else "drop"
     )
+
+
+def announce_warnings(plan: StagingPlan) -> None:
+    """Issue each of the plan's warnings (the backend's notes too) for the command to print on stderr.
+
+    The command prints each text once (``registry_config.cli.warnings_as_lines``), so a notice the library
+    has already issued while making the plan is not printed twice.
+    """
+    for warning in plan.warnings:
+        warnings.warn(warning, RegistryConfigWarning, stacklevel=2)
 
 
 def plan_from_args(args: argparse.Namespace) -> StagingPlan:
@@ -143,4 +180,4 @@ def plan_from_args(args: argparse.Namespace) -> StagingPlan:
         )
     finally:
         if backend is not None:
-            backend.close()
+            close_backend(backend)

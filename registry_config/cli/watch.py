@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any, TextIO
 
+from ..backend_errors import backend_errors, backend_name
 from ..discovery.backend import DiscoveryBackend
-from ..discovery.model import Discovery
+from ..discovery.model import Discovery, ServiceQuery
 from ..discovery.static import StaticBackend
 from ..errors import EgressPolicyError, NoInstancesError
 from ..plan import StagingPlan, plan_from_discovery, query_for
@@ -30,11 +31,12 @@ from .options import (
     add_backend_options,
     add_plan_options,
     add_registry_options,
+    announce_warnings,
     backend_from_args,
+    close_backend,
     guard_from_args,
     spec_from_args,
 )
-from .plan import format_plan
 
 __all__ = ["add_parser", "run"]
 
@@ -83,8 +85,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
     printed = 0
     last: Any = None
     try:
-        snapshots: Iterator[Discovery] = backend.watch(query, stop=stop)
-        for snapshot in snapshots:
+        for snapshot in _snapshots(backend, query, stop):
             try:
                 plan = plan_from_discovery(
                     spec, snapshot, extra_insecure=extra, guard=guard, compact=not args.no_compact
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
             if record == last:
                 continue  # the instances changed in a way the plan does not show (a tag, a node name)
             last = record
+            announce_warnings(plan)
             _print_plan(plan, out, as_json=args.json, first=printed == 0)
             printed += 1
             if args.count is not None and printed >= args.count:
@@ -106,8 +108,21 @@ def run(args: argparse.Namespace, *, stop: threading.Event | None = None, out: T
                 break
     finally:
         _restore_sigterm(previous)
-        backend.close()
+        close_backend(backend)
     return 0
+
+
+def _snapshots(backend: DiscoveryBackend, query: ServiceQuery, stop: threading.Event) -> Iterator[Discovery]:
+    """The backend's watch, a plugin's bug in it (any error but ours) a DiscoveryError naming the backend."""
+    name = backend_name(backend)
+    with backend_errors(name, f"watching {query.name!r}"):
+        snapshots = iter(backend.watch(query, stop=stop))
+    while True:
+        with backend_errors(name, f"watching {query.name!r}"):
+            snapshot = next(snapshots, None)
+        if snapshot is None:
+            return
+        yield snapshot
 
 
 def _comparable(plan: StagingPlan) -> Any:
@@ -125,7 +140,7 @@ def _print_plan(plan: StagingPlan, out: TextIO, *, as_json: bool, first: bool) -
             out.write("\n")
         index = plan.discovery.index
         out.write(f"--- plan{f' (index {index})' if index is not None else ''}\n")
-        format_plan(plan, out)
+        out.write(plan.to_text())
     out.flush()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,8 +31,10 @@ from ..errors import (
     DiscoveryUnavailable,
     InvalidAddress,
     InvalidInput,
-    UnknownBackendError,
+    MissingDependencyError,
+    RegistryConfigError,
 )
+from ..redact import quote, redact, shorten
 from ..resolver import Resolver, resolve
 from .backend import BackendBase, StopSignal, poll_watch
 from .model import Discovery, ServiceInstance, ServiceQuery
@@ -53,7 +56,10 @@ EDNS_PAYLOAD = 4096
 
 RECORDS = ("auto", "srv", "a")
 
-_INSTALL_HINT = "the DNS backend needs dnspython: pip install registry-config[dns]"
+DEFAULT_DEADLINE = 10.0
+"""Seconds one ``discover`` may take in all, every exchange and every server included."""
+
+_INSTALL_HINT = "the DNS backend needs dnspython, which is not installed: pip install 'registry-config[dns]'"
 
 
 def _import_dns() -> Any:
@@ -70,7 +76,7 @@ def _import_dns() -> Any:
         import dns.rdatatype
         import dns.resolver
     except ImportError as exc:
-        raise UnknownBackendError(_INSTALL_HINT) from exc
+        raise MissingDependencyError(_INSTALL_HINT) from exc
     return dns
 
 
@@ -99,7 +105,8 @@ class _Answer:
 
 def _check_positive(value: object, *, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"{what} must be a positive number of seconds, got {value!r}")
+        shown = repr(value) if isinstance(value, (int, float)) else f"(a {type(value).__name__})"
+        raise InvalidInput(f"{what} must be a positive number of seconds, got {shown}")
     return float(value)
 
 
@@ -141,7 +148,11 @@ class DnsBackend(BackendBase):
     answer whose SRV targets lack glue is asked again over TCP before the
     targets are looked up one by one: servers (dnsmasq, Consul) drop
     additional records silently to fit a datagram, and TCP has room for all
-    of them. Each UDP or TCP exchange is bounded by ``timeout`` seconds.
+    of them. Each UDP or TCP exchange is bounded by ``timeout`` seconds, and
+    one ``discover`` in all (every exchange, every server, every SRV target
+    asked) by ``deadline`` seconds: a hostile answer naming a thousand targets
+    without glue cannot hold a caller for a thousand timeouts. Past the
+    deadline, :class:`DiscoveryUnavailable` says so.
 
     The servers. ``nameservers`` are ``ip``, ``ip:port``, ``[v6]:port`` or
     ``host[:port]``, asked in order until one answers; a missing port means
@@ -154,7 +165,8 @@ class DnsBackend(BackendBase):
     What comes back. NXDOMAIN or an empty answer is an authoritative "no
     instances": an empty :class:`Discovery`. SERVFAIL, REFUSED, a timeout or
     an unreachable server raise :class:`DiscoveryUnavailable` naming the
-    server, the name and the cause; an answer that is not valid DNS raises
+    server, the name and the cause; an answer that is not valid DNS (or that
+    dnspython cannot read, whatever it raises) raises
     :class:`DiscoveryProtocolError`. Records that cannot become an instance
     (port 0 with no default port, a target that is not a host name, the
     "." target of RFC 2782) are skipped, each with a warning in the
@@ -177,6 +189,7 @@ class DnsBackend(BackendBase):
         domain: str | None = "consul",
         record: str = "auto",
         timeout: float = 2.0,
+        deadline: float = DEFAULT_DEADLINE,
         resolver: Resolver | None = None,
         min_interval: float = 1.0,
         max_interval: float = 60.0,
@@ -200,7 +213,7 @@ class DnsBackend(BackendBase):
             domain = domain.strip(".").lower() if isinstance(domain, str) else domain
             if not isinstance(domain, str) or not is_hostname(domain):
                 raise InvalidInput(
-                    f"DNS backend: domain {domain!r} is not a DNS name; give Consul's domain "
+                    f"DNS backend: domain {quote(domain, limit=80)} is not a DNS name; give Consul's domain "
                     "(usually 'consul') or None for plain DNS names"
                 )
         self._domain = domain
@@ -208,6 +221,7 @@ class DnsBackend(BackendBase):
             raise InvalidInput(f"DNS backend: record {record!r} is not one of {', '.join(RECORDS)}")
         self._record = record
         self._timeout = _check_positive(timeout, what="DNS backend: timeout")
+        self._deadline = _check_positive(deadline, what="DNS backend: deadline")
         self._min_interval = _check_positive(min_interval, what="DNS backend: min_interval")
         self._max_interval = _check_positive(max_interval, what="DNS backend: max_interval")
         if self._min_interval > self._max_interval:
@@ -220,7 +234,7 @@ class DnsBackend(BackendBase):
 
     @classmethod
     def from_url(cls, url: str, *, resolver: Resolver | None = None) -> DnsBackend:
-        """Make a backend from ``dns://HOST[:PORT][,HOST[:PORT]...][?domain=&record=&timeout=]``.
+        """Make a backend from ``dns://HOST[:PORT][,HOST[:PORT]...][?domain=&record=&timeout=&deadline=]``.
 
         ``dns:`` (or ``dns://``) uses the system's nameservers; ``domain=``
         left empty means plain DNS names (``domain=None``); ``port`` is the
@@ -235,6 +249,9 @@ class DnsBackend(BackendBase):
             raise InvalidInput(
                 f"DNS backend URL {shown!r}: expected dns://HOST[:PORT] or dns: for the system's servers"
             )
+        if "@" in url:
+            # Before any part is read (and echoed): a password may hold '/', '?' or '#'.
+            raise InvalidInput(f"DNS backend URL {shown!r}: user-info ('...@') is not allowed")
         rest, _, fragment = rest.partition("#")
         if fragment:
             raise InvalidInput(f"DNS backend URL {shown!r}: a fragment ('#...') is not allowed")
@@ -248,25 +265,31 @@ class DnsBackend(BackendBase):
         if "@" in authority:
             raise InvalidInput(f"DNS backend URL {shown!r}: user-info ('...@') is not allowed")
         if path not in ("", "/"):
-            raise InvalidInput(f"DNS backend URL {shown!r}: path {path!r} is not allowed; use dns://HOST:PORT?options")
+            raise InvalidInput(
+                f"DNS backend URL {shown!r}: path {quote(path, limit=80)} is not allowed; use dns://HOST:PORT?options"
+            )
         options: dict[str, str] = {}
         try:
             pairs = urllib.parse.parse_qsl(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
         except ValueError as exc:
-            raise InvalidInput(f"DNS backend URL {shown!r}: cannot read the options ({exc})") from None
-        known = ("domain", "record", "timeout", "port", "min_interval", "max_interval")
+            raise InvalidInput(
+                f"DNS backend URL {shown!r}: cannot read the options ({quote(exc, entry=True, limit=80)})"
+            ) from None
+        known = ("domain", "record", "timeout", "deadline", "port", "min_interval", "max_interval")
         for key, value in pairs:
             if key not in known:
-                raise InvalidInput(f"DNS backend URL {shown!r}: unknown option {key!r}; known: {', '.join(known)}")
+                raise InvalidInput(
+                    f"DNS backend URL {shown!r}: unknown option {quote(key, limit=40)}; known: {', '.join(known)}"
+                )
             if key in options:
-                raise InvalidInput(f"DNS backend URL {shown!r}: option {key!r} is given twice")
+                raise InvalidInput(f"DNS backend URL {shown!r}: option {quote(key, limit=40)} is given twice")
             options[key] = value
         kwargs: dict[str, Any] = {"resolver": resolver}
         if "domain" in options:
             kwargs["domain"] = options["domain"] or None
         if "record" in options:
             kwargs["record"] = options["record"]
-        for key in ("timeout", "min_interval", "max_interval"):
+        for key in ("timeout", "deadline", "min_interval", "max_interval"):
             if key in options:
                 kwargs[key] = _float_option(shown, key, options[key])
         if "port" in options:
@@ -331,6 +354,18 @@ class DnsBackend(BackendBase):
         return min(self._max_interval, max(self._min_interval, wanted))
 
     def _discover(self, query: ServiceQuery) -> tuple[Discovery, int | None]:
+        expires = time.monotonic() + self._deadline
+        try:
+            return self._discover_by(query, expires)
+        except RegistryConfigError:
+            raise
+        except Exception as exc:  # a hostile answer dnspython reads but we cannot: still one of ours
+            raise DiscoveryProtocolError(
+                f"DNS backend: the answer for {query.name!r} cannot be read ({type(exc).__name__}: "
+                f"{quote(exc, limit=120)}); is the server a DNS server?"
+            ) from exc
+
+    def _discover_by(self, query: ServiceQuery, expires: float) -> tuple[Discovery, int | None]:
         name = self.name_for(query)
         literal = parse_ip(name.rstrip("."))
         if literal is not None:
@@ -344,14 +379,14 @@ class DnsBackend(BackendBase):
         instances: list[ServiceInstance] = []
         source = f"dns://{servers[0]}"
         if self._record in ("auto", "srv"):
-            answer = self._ask(servers, qname, lib.rdatatype.SRV)
+            answer = self._ask(servers, qname, lib.rdatatype.SRV, expires=expires)
             source = f"dns://{answer.server}"
             if answer.nxdomain or answer.rrset is not None or self._record == "srv":
                 _add_ttl(ttls, answer.ttl)
                 if answer.rrset is not None:
-                    instances = self._from_srv(query, servers, qname, answer, warnings, ttls)
+                    instances = self._from_srv(query, servers, qname, answer, warnings, ttls, expires)
                 return Discovery(query, instances, source=source, warnings=warnings), _min(ttls)
-        addresses, ttl, server = self._addresses(servers, qname)
+        addresses, ttl, server = self._addresses(servers, qname, expires)
         source = f"dns://{server}"
         _add_ttl(ttls, ttl)
         if addresses:
@@ -375,6 +410,7 @@ class DnsBackend(BackendBase):
         answer: _Answer,
         warnings: list[str],
         ttls: list[int],
+        expires: float,
     ) -> list[ServiceInstance]:
         lib = self._dns
         shown = qname.to_text(omit_final_dot=True)
@@ -384,7 +420,7 @@ class DnsBackend(BackendBase):
             # The server may have dropped additional records to fit the datagram: TCP has room for all.
             # Should TCP fail (a firewall), the UDP answer is complete but for glue: ask the targets instead.
             try:
-                again = self._ask([answer.server], qname, lib.rdatatype.SRV, tcp=True)
+                again = self._ask([answer.server], qname, lib.rdatatype.SRV, expires=expires, tcp=True)
             except DiscoveryError as exc:
                 log.debug("asking %s again over TCP failed (%s); asking the SRV targets one by one", shown, exc)
             else:
@@ -400,7 +436,7 @@ class DnsBackend(BackendBase):
             if target in glue:
                 addresses, ttl = glue[target]
             else:
-                addresses, ttl, _ = self._addresses([answer.server, *servers], target)
+                addresses, ttl, _ = self._addresses([answer.server, *servers], target, expires)
                 if not addresses:
                     warnings.append(
                         f"SRV record {shown} -> {target.to_text(omit_final_dot=True)}: the target has no A or "
@@ -449,7 +485,7 @@ class DnsBackend(BackendBase):
         return target.lower()
 
     def _addresses(
-        self, servers: Sequence[_Server], qname: dns.name.Name
+        self, servers: Sequence[_Server], qname: dns.name.Name, expires: float
     ) -> tuple[list[IPAddress], int | None, _Server]:
         """The A and AAAA addresses of ``qname`` (CNAMEs followed), their smallest TTL, and who answered."""
         lib = self._dns
@@ -457,7 +493,7 @@ class DnsBackend(BackendBase):
         ttls: list[int] = []
         server = servers[0]
         for rdtype in (lib.rdatatype.A, lib.rdatatype.AAAA):
-            answer = self._ask(servers, qname, rdtype)
+            answer = self._ask(servers, qname, rdtype, expires=expires)
             server = answer.server
             _add_ttl(ttls, answer.ttl)
             if answer.nxdomain:
@@ -477,7 +513,8 @@ class DnsBackend(BackendBase):
                 addresses = resolve(host, self._resolver)
             except OSError as exc:
                 raise DiscoveryUnavailable(
-                    f"DNS backend: cannot resolve nameserver {host!r} ({exc}); give its IP address instead"
+                    f"DNS backend: cannot resolve nameserver {host!r} ({quote(exc, limit=120)}); "
+                    "give its IP address instead"
                 ) from exc
             servers.extend(_Server(str(address), port) for address in addresses)
         if not servers:
@@ -490,11 +527,14 @@ class DnsBackend(BackendBase):
             system = lib.resolver.Resolver(filename=RESOLV_CONF)
         except lib.resolver.NoResolverConfiguration as exc:
             raise DiscoveryUnavailable(
-                f"DNS backend: no system nameserver to ask ({exc}: {RESOLV_CONF} is missing or lists none); "
+                f"DNS backend: no system nameserver to ask ({type(exc).__name__}: {RESOLV_CONF} is missing or "
+                "lists none); "
                 "give the servers, e.g. dns://127.0.0.1:8600 for a local Consul agent"
             ) from exc
         except (OSError, ValueError, lib.exception.DNSException) as exc:
-            raise DiscoveryUnavailable(f"DNS backend: cannot read {RESOLV_CONF} ({exc}); give the servers") from exc
+            raise DiscoveryUnavailable(
+                f"DNS backend: cannot read {RESOLV_CONF} ({quote(exc, limit=120)}); give the servers"
+            ) from exc
         servers: list[_Server] = []
         for entry in system.nameservers:
             if isinstance(entry, str):
@@ -512,7 +552,9 @@ class DnsBackend(BackendBase):
             )
         return servers
 
-    def _ask(self, servers: Sequence[_Server], qname: dns.name.Name, rdtype: int, *, tcp: bool = False) -> _Answer:
+    def _ask(
+        self, servers: Sequence[_Server], qname: dns.name.Name, rdtype: int, *, expires: float, tcp: bool = False
+    ) -> _Answer:
         """Ask each server in turn until one answers; raise what went wrong when none does."""
         failures: list[DiscoveryError] = []
         seen: set[_Server] = set()
@@ -521,7 +563,7 @@ class DnsBackend(BackendBase):
                 continue
             seen.add(server)
             try:
-                return self._ask_one(server, qname, rdtype, tcp=tcp)
+                return self._ask_one(server, qname, rdtype, expires=expires, tcp=tcp)
             except DiscoveryError as exc:
                 failures.append(exc)
         if len(failures) == 1:
@@ -536,34 +578,68 @@ class DnsBackend(BackendBase):
     def _question(self, qname: dns.name.Name, rdtype: int) -> str:
         return f"{qname.to_text(omit_final_dot=True)} {self._dns.rdatatype.to_text(rdtype)}"
 
-    def _ask_one(self, server: _Server, qname: dns.name.Name, rdtype: int, *, tcp: bool) -> _Answer:
+    def _time_left(self, expires: float, where: str) -> float:
+        """This exchange's timeout: ``timeout``, or what is left of the deadline when that is less."""
+        left = expires - time.monotonic()
+        if left <= 0:
+            raise DiscoveryUnavailable(
+                f"{where}: not asked, the discovery's deadline of {self._deadline:g}s has passed; "
+                "check the servers (a slow or unreachable one costs a timeout each), or raise the deadline"
+            )
+        return min(self._timeout, left)
+
+    def _exchange(self, query: dns.message.Message, server: _Server, *, expires: float, tcp: bool, where: str) -> Any:
+        """One question and its answer: UDP, then TCP when the answer is truncated; each leg within the deadline."""
+        lib = self._dns
+        if not tcp:
+            try:
+                response = lib.query.udp(
+                    query,
+                    server.address,
+                    timeout=self._time_left(expires, where),
+                    port=server.port,
+                    raise_on_truncation=True,
+                )
+            except lib.message.Truncated:
+                pass
+            else:
+                return response, False
+        response = lib.query.tcp(query, server.address, timeout=self._time_left(expires, where), port=server.port)
+        return response, True
+
+    def _ask_one(self, server: _Server, qname: dns.name.Name, rdtype: int, *, expires: float, tcp: bool) -> _Answer:
         lib = self._dns
         question = self._question(qname, rdtype)
         where = f"DNS server {server} asked {question}"
         use_edns: int | bool = 0
         for _ in range(2):
             query = lib.message.make_query(qname, rdtype, use_edns=use_edns, payload=EDNS_PAYLOAD)
+            started = time.monotonic()
             try:
-                if tcp:
-                    response = lib.query.tcp(query, server.address, timeout=self._timeout, port=server.port)
-                    used_tcp = True
-                else:
-                    response, used_tcp = lib.query.udp_with_fallback(
-                        query, server.address, timeout=self._timeout, port=server.port
-                    )
+                response, used_tcp = self._exchange(query, server, expires=expires, tcp=tcp, where=where)
             except lib.exception.Timeout as exc:
+                waited = time.monotonic() - started
+                within = f"{self._timeout:g}s"
+                if waited < self._timeout * 0.99:
+                    within = (
+                        f"{waited:.2g}s, what was left of the discovery's deadline of {self._deadline:g}s "
+                        "(raise the deadline if the servers are slow)"
+                    )
                 raise DiscoveryUnavailable(
-                    f"{where}: no answer within {self._timeout:g}s; check that the server runs and listens on "
-                    "that address and port (Consul's DNS is on port 8600 by default)"
+                    f"{where}: no answer within {within}; check that the server runs and listens on that "
+                    "address and port (Consul's DNS is on port 8600 by default)"
                 ) from exc
             except (OSError, EOFError) as exc:
                 raise DiscoveryUnavailable(
-                    f"{where}: cannot reach it ({type(exc).__name__}: {exc}); check the address and port"
+                    f"{where}: cannot reach it ({type(exc).__name__}: {quote(exc, limit=120)}); "
+                    "check the address and port"
                 ) from exc
-            except (lib.exception.DNSException, ValueError, KeyError, IndexError, UnicodeError) as exc:
+            except DiscoveryError:
+                raise
+            except Exception as exc:  # whatever dnspython raises reading a hostile answer is ours
                 raise DiscoveryProtocolError(
-                    f"{where}: the answer is not valid DNS ({type(exc).__name__}: {exc or 'malformed message'}); "
-                    "is this port a DNS server?"
+                    f"{where}: the answer is not valid DNS ({type(exc).__name__}: "
+                    f"{quote(exc, limit=120) if str(exc) else 'malformed message'}); is this port a DNS server?"
                 ) from exc
             rcode = response.rcode()
             if rcode == lib.rcode.FORMERR and use_edns is not False:
@@ -599,7 +675,11 @@ class DnsBackend(BackendBase):
 
     def __repr__(self) -> str:
         servers = None if self._nameservers is None else [format_host_port(h, p) for h, p in self._nameservers]
-        return f"DnsBackend({servers!r}, domain={self._domain!r}, record={self._record!r}, timeout={self._timeout:g})"
+        deadline = "" if self._deadline == DEFAULT_DEADLINE else f", deadline={self._deadline:g}"
+        return (
+            f"DnsBackend({servers!r}, domain={self._domain!r}, record={self._record!r}, "
+            f"timeout={self._timeout:g}{deadline})"
+        )
 
 
 def _glue(lib: Any, response: dns.message.Message) -> dict[dns.name.Name, tuple[list[IPAddress], int]]:
@@ -624,26 +704,23 @@ def _min(values: Iterable[int]) -> int | None:
 
 
 def _shown(url: str) -> str:
-    """The URL as messages echo it: no user-info, no option values (a stray ``token=`` must not leak)."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        return url.partition("?")[0].partition("#")[0]
-    authority = rest.partition("?")[0].partition("#")[0]
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    options = "?..." if "?" in rest else ""
-    return f"{head}://{authority}{options}"
+    """The URL as messages echo it: its user-info, secret-named values, bare query parts and fragment withheld."""
+    return shorten(redact(url, entry=True), 200)
 
 
 def _float_option(url: str, key: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise InvalidInput(f"DNS backend URL {url!r}: {key}={text!r} is not a number of seconds") from None
+        raise InvalidInput(
+            f"DNS backend URL {url!r}: {key}={quote(text, limit=40)} is not a number of seconds"
+        ) from None
 
 
 def _port_option(url: str, text: str) -> int:
     try:
         return parse_port(text, where=f"DNS backend URL {url!r}: option port")
     except InvalidAddress:
-        raise InvalidInput(f"DNS backend URL {url!r}: port={text!r} is not a number in 1..65535") from None
+        raise InvalidInput(
+            f"DNS backend URL {url!r}: port={quote(text, limit=40)} is not a number in 1..65535"
+        ) from None

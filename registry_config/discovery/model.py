@@ -54,8 +54,11 @@ def _optional_port(value: int | None) -> int | None:
 
 
 def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise InvalidAddress(f"port {value!r} is not a number in 1..65535")
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = f"; convert it first (int({value!r}))" if isinstance(value, str) and value.strip().isdecimal() else ""
+        raise InvalidAddress(f"port {value!r} is a {type(value).__name__}: it must be an int in 1..65535{hint}")
+    if not 1 <= value <= 65535:
+        raise InvalidAddress(f"port {value!r} is out of range: it must be an int in 1..65535")
     return value
 
 
@@ -90,9 +93,13 @@ class ServiceQuery:
     """
 
     name: str
+    """The service to look up: a Consul service name, or a DNS name for a plain-DNS backend."""
     datacenter: str | None = attrs.field(default=None, kw_only=True)
+    """The datacenter to ask in; ``None`` for the backend's own (Consul: the agent's)."""
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
+    """Tags every instance must carry (``primary.docker_registry.service.consul`` asks for ``primary``)."""
     default_port: int | None = attrs.field(default=None, kw_only=True, converter=_optional_port)
+    """The port of an answer that has none (or 0): the registry URL's port, filled by ``build_plan``."""
 
     def __attrs_post_init__(self) -> None:
         _check_text(self.name, what="service name")
@@ -125,12 +132,19 @@ class ServiceInstance(_EndpointSlot):
     """One running registry instance: an IP address and a port, plus what the backend knew of it."""
 
     address: IPAddress = attrs.field(converter=_ip)
+    """The instance's IP address (text is converted; an IPv4-mapped IPv6 address becomes the IPv4 it maps to)."""
     port: int = attrs.field(converter=_port)
+    """The port the registry listens on, an int in 1..65535."""
     node: str | None = attrs.field(default=None, kw_only=True)
+    """The node (host) the backend says runs it, if it knows: shown to people, never in a flag or a rule."""
     service_id: str | None = attrs.field(default=None, kw_only=True)
+    """The backend's own id for this instance (Consul's ``ServiceID``), if any."""
     tags: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_tags)
+    """The tags the backend lists for it."""
     meta: Mapping[str, str] = attrs.field(factory=dict, kw_only=True, converter=_meta, hash=False)
+    """Key/value metadata from the backend (read-only); not part of the instance's hash."""
     healthy: bool | None = attrs.field(default=None, kw_only=True)
+    """Whether the backend's health checks pass; ``None`` when it does not check."""
 
     @property
     def endpoint(self) -> str:
@@ -268,15 +282,22 @@ class Discovery:
     Instances are sorted and deduplicated by ``(address, port)``; ``index`` is
     the backend's change index where it has one (Consul's ``X-Consul-Index``);
     ``stale`` marks a snapshot served from a cache because the backend failed;
-    ``warnings`` say what the backend skipped and why.
+    ``warnings`` say what the backend skipped and why. In a notebook it shows
+    as a table (``_repr_html_``); :meth:`to_text` is the same as text.
     """
 
     query: ServiceQuery
+    """What was asked for."""
     instances: tuple[ServiceInstance, ...] = attrs.field(converter=_instances)
+    """What was found: sorted, one instance per ``(address, port)``."""
     source: str = attrs.field(kw_only=True)
+    """Which backend answered, for people (``"static"``, ``"consul http://127.0.0.1:8500"``...)."""
     index: int | None = attrs.field(default=None, kw_only=True)
+    """The backend's change index (Consul's ``X-Consul-Index``), or ``None``."""
     stale: bool = attrs.field(default=False, kw_only=True)
+    """True when a cache served this snapshot because the backend failed."""
     warnings: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_strings)
+    """What the backend skipped, and why, one sentence each."""
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -285,3 +306,21 @@ class Discovery:
 
     def __len__(self) -> int:
         return len(self.instances)
+
+    def to_text(self) -> str:
+        """The snapshot as a person reads it: the query, the source, one line per instance, the warnings."""
+        from ..display import discovery_text
+
+        return discovery_text(self)
+
+    def _repr_html_(self) -> str:
+        """A compact HTML table for notebooks (every value escaped)."""
+        from ..display import discovery_html
+
+        return discovery_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display: :meth:`to_text`."""
+        from ..display import pretty
+
+        pretty(self.to_text(), "Discovery", printer, cycle)

@@ -20,7 +20,10 @@ precedence:
    registered by the other two means.
 
 Backend URLs may carry secrets (``consul://token@host`` or ``?token=...``):
-every message here that echoes a URL goes through :func:`redact_url`.
+every message here that echoes a URL shows it through
+:func:`registry_config.redact.quote` (``entry=True``), and a plugin's own
+message about the URL is scrubbed of the URL's secrets
+(:func:`registry_config.redact.secrets_of`) before it is passed on.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from typing import Any, Literal
 
 import attrs
 
-from ..errors import InvalidInput, RegistryConfigError, UnknownBackendError
+from ..errors import InvalidInput, MissingDependencyError, RegistryConfigError, UnknownBackendError
+from ..redact import quote, redact, secrets_of, shorten
 from .backend import DiscoveryBackend
 
 __all__ = [
@@ -48,7 +52,7 @@ __all__ = [
     "available_backends",
     "backend_from_url",
     "backend_name",
-    "redact_url",
+    "backend_problem",
     "register_backend",
 ]
 
@@ -63,62 +67,18 @@ BackendFactory = Callable[[str], DiscoveryBackend]
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,62}\Z")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9_.+-]*):")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\Z")
-_SECRET_PARAM = re.compile(r"token|secret|passw|pwd|key|auth|credential|signature|sig\Z", re.IGNORECASE)
 
 Origin = Literal["built-in", "registered", "entry point"]
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its user-info and the values of token-like query parameters replaced by ``***``.
-
-    Used for every message and ``repr`` that shows a backend URL: a Consul
-    ACL token may sit in either place. Parameters count as secret when their
-    name contains ``token``, ``secret``, ``passw``, ``key``, ``auth``...
-    """
-    head, sep, fragment = url.partition("#")
-    base, qsep, query = head.partition("?")
-    scheme, ssep, rest = base.partition("://")
-    if ssep:
-        authority, slash, path = rest.partition("/")
-        if "@" in authority:
-            authority = "***@" + authority.rpartition("@")[2]
-        base = f"{scheme}://{authority}{slash}{path}"
-    elif "@" in base:
-        # "name:user:password@host" without "//": hide everything between the scheme and the '@'.
-        name, colon, after = base.partition(":")
-        base = f"{name}{colon}***@{after.rpartition('@')[2]}"
-    if qsep:
-        parts = []
-        for part in query.split("&"):
-            key, eq, value = part.partition("=")
-            if eq and value and _SECRET_PARAM.search(key):
-                value = "***"
-            parts.append(f"{key}{eq}{value}")
-        base = f"{base}?{'&'.join(parts)}"
-    return f"{base}#{fragment}" if sep else base
+def _shown(url: str) -> str:
+    """``url`` as a message shows it: quoted, its user-info, secret-named values and fragment withheld."""
+    return quote(url, entry=True, limit=200)
 
 
-def _secrets(url: str) -> tuple[str, ...]:
-    """The secret substrings of ``url`` (user-info, token-like query values), to scrub from foreign messages."""
-    found: list[str] = []
-    base, _, query = url.partition("#")[0].partition("?")
-    _, ssep, rest = base.partition("://")
-    authority = rest.partition("/")[0] if ssep else base.partition(":")[2]
-    if "@" in authority:
-        userinfo = authority.rpartition("@")[0]
-        found.append(userinfo)
-        found.extend(part for part in userinfo.split(":") if part)
-    for part in query.split("&"):
-        key, eq, value = part.partition("=")
-        if eq and value and _SECRET_PARAM.search(key):
-            found.append(value)
-    return tuple(sorted({s for s in found if len(s) >= 3}, key=len, reverse=True))
-
-
-def _scrub(text: str, url: str) -> str:
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
-    return text
+def _scrub(text: str, url: str = "") -> str:
+    """A message someone else wrote (about ``url``), without the URL's secrets, then shortened."""
+    return shorten(redact(text, secrets_of(url) if url else ()), 500)
 
 
 def backend_name(url: str) -> str:
@@ -133,7 +93,7 @@ def backend_name(url: str) -> str:
     name = match.group(1).partition("+")[0].lower() if match else ""
     if not match or not _NAME.match(name):
         raise InvalidInput(
-            f"backend URL {redact_url(url)!r} does not start with a backend name; write NAME:... "
+            f"backend URL {_shown(url)} does not start with a backend name; write NAME:... "
             "(for example static:10.0.0.1:8080, dns://127.0.0.1:53, consul://127.0.0.1:8500)"
         )
     return name
@@ -259,6 +219,28 @@ class BackendRegistry:
         """The factory registered under ``name``, imported now if it was given as text."""
         return self._lookup(name)[1]
 
+    def problem(self, name: str) -> str | None:
+        """Why backend ``name`` cannot be used now, or ``None`` when it can.
+
+        A built-in is checked without importing its extra (a missing one is
+        named with its install command); any other backend is loaded (its
+        module imported), since only that shows a plugin that is broken. The
+        reason is the library's message, already redacted.
+        """
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                self._read_entry_points()
+                entry = self._entries.get(name)
+            if entry is not None and entry.info.origin == "built-in":
+                hint = entry.info.install_hint
+                return None if hint is None else f"the {entry.info.extra!r} extra is not installed: {hint}"
+        try:
+            self._lookup(name)
+        except RegistryConfigError as exc:
+            return str(exc)
+        return None
+
     def _lookup(self, name: str) -> tuple[BackendInfo, BackendFactory]:
         with self._lock:
             entry = self._entries.get(name)
@@ -282,11 +264,15 @@ class BackendRegistry:
         except UnknownBackendError as exc:
             rest = url.partition(":")[2]
             if rest.isdigit() and "." in name:
+                # name:digits (name a dotted host), so there is nothing secret to withhold in it.
                 raise UnknownBackendError(
-                    f"{exc} {redact_url(url)!r} looks like host:port; for a fixed list write static:{redact_url(url)}"
+                    f"{exc} {_shown(url)} looks like host:port; for a fixed list write static:{url}"
                 ) from None
             raise
-        shown = redact_url(url)
+        shown = _shown(url)
+        # A replacement error is raised outside the except block, so that the original (which may
+        # quote the URL's password) is not kept as its __context__ either.
+        clean: RegistryConfigError | None = None
         try:
             backend = factory(url)
         except RegistryConfigError as exc:
@@ -298,14 +284,15 @@ class BackendRegistry:
                 clean = type(exc)(scrubbed)
             except TypeError:
                 clean = InvalidInput(scrubbed)
-            raise clean from None
         except ImportError as exc:
-            raise self._missing(info, exc) from None
+            clean = self._missing(info, exc)
         except Exception as exc:  # noqa: BLE001 (a plugin may raise anything; callers get one of ours)
             # A third party's factory that fails on a bad URL must still raise one of ours.
-            raise InvalidInput(
-                f"backend URL {shown!r}: the {name!r} backend refused it: {type(exc).__name__}: {_scrub(str(exc), url)}"
-            ) from None
+            clean = InvalidInput(
+                f"backend URL {shown}: the {name!r} backend refused it: {type(exc).__name__}: {_scrub(str(exc), url)}"
+            )
+        if clean is not None:
+            raise clean
         if not isinstance(backend, DiscoveryBackend):
             raise UnknownBackendError(
                 f"backend {name!r}: its factory returned {type(backend).__name__}, which is not a discovery backend "
@@ -320,11 +307,13 @@ class BackendRegistry:
         try:
             found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         except Exception as exc:  # noqa: BLE001 (a broken distribution's metadata must not break every lookup)
-            log.warning("cannot read entry points of group %r: %s", ENTRY_POINT_GROUP, exc)
+            log.warning("cannot read entry points of group %r: %s", ENTRY_POINT_GROUP, _scrub(str(exc)))
             return
         for point in sorted(found, key=lambda ep: (ep.name, ep.value)):
             dist = getattr(getattr(point, "dist", None), "name", None)
-            where = f"entry point {point.name!r} = {point.value!r}" + (f" of {dist}" if dist else "")
+            where = f"entry point {quote(point.name, limit=80)} = {quote(point.value, limit=120)}" + (
+                f" of {quote(dist, limit=80)}" if dist else ""
+            )
             if not _NAME.match(point.name):
                 log.warning("skipping %s: not a valid backend name", where)
                 continue
@@ -355,7 +344,7 @@ class BackendRegistry:
             if info.origin == "entry point":
                 self._forget_broken(info, exc)
             raise UnknownBackendError(
-                f"backend {info.name!r} ({info.target}) cannot be loaded: {type(exc).__name__}: {exc}"
+                f"backend {info.name!r} ({info.target}) cannot be loaded: {type(exc).__name__}: {_scrub(str(exc))}"
             ) from None
         if not callable(loaded):
             error = UnknownBackendError(
@@ -370,18 +359,22 @@ class BackendRegistry:
 
     def _forget_broken(self, info: BackendInfo, exc: BaseException) -> None:
         log.warning(
-            "skipping discovery backend plugin %r (%s): %s: %s", info.name, info.target, type(exc).__name__, exc
+            "skipping discovery backend plugin %r (%s): %s: %s",
+            info.name,
+            info.target,
+            type(exc).__name__,
+            _scrub(str(exc)),
         )
         self._entries.pop(info.name, None)
 
     def _missing(self, info: BackendInfo, exc: ImportError) -> UnknownBackendError:
         missing = (exc.name or "").partition(".")[0]
         if info.extra is not None and (missing in info.requires or not info.installed):
-            return UnknownBackendError(
+            return MissingDependencyError(
                 f"the {info.name!r} backend needs the {info.extra!r} extra, which is not installed: "
                 f"pip install 'registry-config[{info.extra}]'"
             )
-        return UnknownBackendError(f"backend {info.name!r} ({info.target}) cannot be imported: {exc}")
+        return UnknownBackendError(f"backend {info.name!r} ({info.target}) cannot be imported: {_scrub(str(exc))}")
 
 
 def static_from_url(url: str) -> DiscoveryBackend:
@@ -399,13 +392,10 @@ def static_from_url(url: str) -> DiscoveryBackend:
     for char, what in (("@", "user-info"), ("?", "options ('?...')"), ("#", "a fragment ('#...')")):
         if char in rest:
             raise InvalidInput(
-                f"backend URL {redact_url(url)!r}: a static list takes no {what}; "
-                "write static:HOST[:PORT][,HOST[:PORT]...]"
+                f"backend URL {_shown(url)}: a static list takes no {what}; write static:HOST[:PORT][,HOST[:PORT]...]"
             )
     if not rest.strip(" "):
-        raise InvalidInput(
-            f"backend URL {redact_url(url)!r} lists no instance; write static:HOST[:PORT][,HOST[:PORT]...]"
-        )
+        raise InvalidInput(f"backend URL {_shown(url)} lists no instance; write static:HOST[:PORT][,HOST[:PORT]...]")
     return StaticBackend([entry.strip(" ") for entry in rest.split(",")])
 
 
@@ -430,6 +420,14 @@ def available_backends() -> Mapping[str, BackendInfo]:
     says whether a built-in's extra is there.
     """
     return _default.available()
+
+
+def backend_problem(name: str) -> str | None:
+    """Why backend ``name`` cannot be used now, or ``None``; loads a plugin to find out.
+
+    See :meth:`BackendRegistry.problem`.
+    """
+    return _default.problem(name)
 
 
 def backend_from_url(url: str) -> DiscoveryBackend:

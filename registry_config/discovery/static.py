@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from ..address import format_host, format_host_port, split_host_port
 from ..errors import DiscoveryUnavailable, InvalidInput
+from ..redact import quote
 from ..resolver import Resolver, resolve
 from .backend import BackendBase
 from .model import Discovery, ServiceInstance, ServiceQuery
@@ -49,7 +50,7 @@ class StaticBackend(BackendBase):
                 addresses = resolve(host, self._resolver)
             except OSError as exc:
                 raise DiscoveryUnavailable(
-                    f"static backend: cannot resolve {host!r} ({exc}); check the name and the "
+                    f"static backend: cannot resolve {host!r} ({quote(exc, limit=120)}); check the name and the "
                     "resolver (DNS, /etc/hosts, Consul's DNS forwarding)"
                 ) from exc
             if not addresses:
