@@ -47,6 +47,7 @@ __all__ = [
     "Pushed",
     "Pusher",
     "TokenIssuer",
+    "config_text",
     "htpasswd_registry",
     "push_image",
     "push_index",
@@ -109,6 +110,18 @@ def _config_text(
             f"    rootcertbundle: {bundle}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def config_text(
+    root: Path,
+    port: int,
+    *,
+    htpasswd: Path | None = None,
+    token: tuple[str, Path] | None = None,
+    host: str = "127.0.0.1",
+) -> str:
+    """The configuration :func:`run_registry` writes, for a registry a test starts elsewhere (in a sandbox)."""
+    return _config_text(root, port, htpasswd=htpasswd, token=token, host=host)
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int, log_path: Path) -> None:
