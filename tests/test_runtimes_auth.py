@@ -6,8 +6,8 @@ DIR --auth-json FILE --credentials-file F`` (or the Python API,
 :func:`~registry_config.auth.write_auth_json`) writes the runtimes' files and
 the login; the clients pull with exactly those files and nothing else.
 
-- skopeo (``copy --authfile``) and podman (``pull --authfile``, and through
-  ``REGISTRY_AUTH_FILE``) pull from Debian's docker-registry with ``htpasswd``
+- skopeo (``copy --authfile``), podman and buildah (``pull --authfile``, and
+  through ``REGISTRY_AUTH_FILE``) pull from Debian's docker-registry with ``htpasswd``
   (Basic) auth and with ``auth: token`` (the tests' own token issuer), the
   registry reached through the rendered ``registries.conf``
   (``--registries-conf``, ``CONTAINERS_REGISTRIES_CONF``), never through
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -170,24 +171,28 @@ def _skopeo_copy(tmp: Path, reference: str, rendered: Rendered) -> tuple[subproc
     return _isolated([*argv, f"docker://{reference}", f"oci:{layout}:pulled"], tmp), layout
 
 
-def _podman_pull(
-    tmp: Path, reference: str, rendered: Rendered, *, via_environment: bool = False
+def _storage_pull(
+    client: str, tmp: Path, reference: str, rendered: Rendered, *, via_environment: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """``podman --root DIR --runroot DIR --storage-driver vfs pull [--authfile FILE] REF``, then its digest."""
-    podman = need_program("podman", package="podman")
+    """``podman|buildah --root DIR --runroot DIR --storage-driver vfs pull [--authfile FILE] REF``, then its digest."""
+    program = need_program(client, package=client)
     # podman refuses a runroot longer than 50 characters: /run is this namespace's own tmpfs.
-    storage = ["--root", str(tmp / "storage"), "--runroot", "/run/podman-test", "--storage-driver", "vfs"]
-    storage += ["--events-backend", "file", "--cgroup-manager", "cgroupfs"]
+    storage = ["--root", str(tmp / "storage"), "--runroot", f"/run/{client}-test", "--storage-driver", "vfs"]
+    if client == "podman":
+        storage += ["--events-backend", "file", "--cgroup-manager", "cgroupfs"]
+        inspect = ["image", "inspect", "--format", "{{.Digest}}"]
+    else:
+        inspect = ["inspect", "--type", "image", "--format", "{{.FromImageDigest}}"]
     env = {"CONTAINERS_REGISTRIES_CONF": str(rendered.registries_conf)}
     authfile: list[str] = []
     if rendered.authfile is not None and via_environment:
         env["REGISTRY_AUTH_FILE"] = str(rendered.authfile)
     elif rendered.authfile is not None:
         authfile = ["--authfile", str(rendered.authfile)]
-    # One namespace for both: the pull, then the digest podman recorded (the runroot lives only as long as it).
-    pull = shlex.join([podman, *storage, "pull", "--quiet", *authfile, reference])
-    inspect = shlex.join([podman, *storage, "image", "inspect", "--format", "{{.Digest}}", reference])
-    return _isolated(["sh", "-ec", f"{pull} >/dev/null && {inspect}"], tmp, env)
+    # One namespace for both: the pull, then the digest recorded (the runroot lives only as long as the namespace).
+    pull = shlex.join([program, *storage, "pull", "--quiet", *authfile, reference])
+    digest = shlex.join([program, *storage, *inspect, reference])
+    return _isolated(["sh", "-ec", f"{pull} >/dev/null && {digest}"], tmp, env)
 
 
 def _layout_digest(layout: Path) -> str:
@@ -240,28 +245,44 @@ def test_skopeo_is_refused_without_the_auth_json(
     assert not (layout / "index.json").exists()
 
 
+def _recorded_digest(client: str, deployed: Deployed) -> str:
+    """The digest each records: podman the tag's (an index's, here), buildah the manifest of this machine's platform."""
+    pushed = deployed.images[IMAGE]
+    if client == "buildah" and pushed.children:
+        architecture = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+        return dict(pushed.children)[f"linux/{architecture}"]
+    return pushed.digest
+
+
 @pytest.mark.parametrize("via", ["--authfile", "REGISTRY_AUTH_FILE"])
 @pytest.mark.parametrize("writer", sorted(WRITERS))
 @pytest.mark.parametrize("fixture", REGISTRIES)
-def test_podman_pulls_a_private_image_with_the_rendered_auth_json(
-    request: pytest.FixtureRequest, tmp_path: Path, clean_machine: None, fixture: str, writer: str, via: str
+@pytest.mark.parametrize("client", ["podman", "buildah"])
+def test_podman_and_buildah_pull_a_private_image_with_the_rendered_auth_json(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    clean_machine: None,
+    client: str,
+    fixture: str,
+    writer: str,
+    via: str,
 ) -> None:
     deployed: Deployed = request.getfixturevalue(fixture)
     reference = f"{deployed.url.removeprefix('http://')}/{IMAGE}"
     rendered = WRITERS[writer](deployed, tmp_path / "rendered")
-    done = _podman_pull(tmp_path, reference, rendered, via_environment=via == "REGISTRY_AUTH_FILE")
+    done = _storage_pull(client, tmp_path, reference, rendered, via_environment=via == "REGISTRY_AUTH_FILE")
     assert done.returncode == 0, done.stderr
-    # podman records the digest the tag pointed to: the index's (htpasswd) or the single manifest's (token).
-    assert done.stdout.strip() == deployed.images[IMAGE].digest, done.stdout
+    assert done.stdout.strip() == _recorded_digest(client, deployed), done.stdout
 
 
 @pytest.mark.parametrize("fixture", REGISTRIES)
-def test_podman_is_refused_without_the_auth_json(
-    request: pytest.FixtureRequest, tmp_path: Path, clean_machine: None, fixture: str
+@pytest.mark.parametrize("client", ["podman", "buildah"])
+def test_podman_and_buildah_are_refused_without_the_auth_json(
+    request: pytest.FixtureRequest, tmp_path: Path, clean_machine: None, client: str, fixture: str
 ) -> None:
     deployed: Deployed = request.getfixturevalue(fixture)
     reference = f"{deployed.url.removeprefix('http://')}/{IMAGE}"
-    done = _podman_pull(tmp_path, reference, _no_login(deployed, tmp_path / "rendered"))
+    done = _storage_pull(client, tmp_path, reference, _no_login(deployed, tmp_path / "rendered"))
     assert done.returncode != 0, "the control pulled: the test proves nothing"
     assert "unauthorized" in done.stderr.lower(), done.stderr
 
