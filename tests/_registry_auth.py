@@ -53,6 +53,7 @@ __all__ = [
     "push_index",
     "replica_pair",
     "run_registry",
+    "serve_token_issuer",
     "token_issuer",
     "token_registry",
     "write_htpasswd",
@@ -329,6 +330,21 @@ def token_issuer(directory: Path, *, tls: tuple[Path, Path] | None = None) -> It
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def serve_token_issuer(directory: str, host: str, port: int) -> None:
+    """Run a :class:`TokenIssuer` on ``host:port`` until stopped, in a process of its own.
+
+    For a registry in another network namespace (the dockerd tests): the test
+    starts ``python -c`` with this inside the namespace and stops it by its
+    PID. The signing certificate (the registry's ``rootcertbundle``) is
+    written to ``directory/token-signer.pem`` before the port is opened, so a
+    test that waits for the port may then start the registry.
+    """
+    issuer = TokenIssuer(Path(directory))
+    issuer.make_key()
+    server = http.server.ThreadingHTTPServer((host, port), _issuer_handler(issuer))
+    server.serve_forever()
 
 
 # -- pushing images by hand ----------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ the login; the clients pull with exactly those files and nothing else.
 - dockerd (``docker --config DIR pull``) with the rendered Docker
   ``config.json`` and ``daemon.json``, in the network namespace of
   :class:`~_clients.Sandbox`: dockerd treats loopback as insecure, so the
-  plain-HTTP htpasswd registry runs inside the sandbox under a name of its
-  own (``private.test``), which only the rendered ``daemon.json`` makes
-  dockerd reach over HTTP.
+  plain-HTTP registries (htpasswd as ``private.test``; token auth as
+  ``token.test``, its issuer beside it, started in the namespace by
+  :func:`_registry_auth.serve_token_issuer`) run inside the sandbox, which
+  only the rendered ``daemon.json`` makes dockerd reach over HTTP.
 
 Every process is stopped by its PID; these tests run on CI's default Python
 only (marker ``clients``).
@@ -302,9 +303,23 @@ def test_a_wrong_password_in_the_rendered_file_is_refused(
 
 # -- dockerd, in a network namespace of its own ---------------------------------------------------------------
 
-PRIVATE = "10.254.0.8"
-PRIVATE_NAME = "private.test"
-DOCKER_IMAGE = f"{PRIVATE_NAME}:5000/team/app:{TAG}"
+
+@attrs.frozen
+class Private:
+    """A private registry in the sandbox: its kind of login, its name and address, the image pushed to it."""
+
+    auth: str
+    name: str
+    address: str
+
+    @property
+    def image(self) -> str:
+        return f"{self.name}:5000/team/app:{TAG}"
+
+
+PRIVATES = (Private("htpasswd", "private.test", "10.254.0.8"), Private("token", "token.test", "10.254.0.9"))
+ISSUER_PORT = 5001
+"""The token issuer listens beside the token registry, on its address."""
 
 
 @attrs.define
@@ -316,9 +331,21 @@ class DockerWorld:
     digest: str
 
 
+def _start_token_issuer(sandbox: Sandbox, directory: Path, processes: list[subprocess.Popen[bytes]]) -> Path:
+    """:func:`_registry_auth.serve_token_issuer` in the sandbox; its signing certificate (the rootcertbundle)."""
+    directory.mkdir()
+    tests = str(Path(__file__).resolve().parent)
+    code = f"import sys; sys.path.insert(0, {tests!r}); from _registry_auth import serve_token_issuer as s; "
+    code += f"s({str(directory)!r}, {PRIVATES[1].address!r}, {ISSUER_PORT})"
+    log = directory / "issuer.log"
+    processes.append(sandbox.popen([sys.executable, "-c", code], log=log))
+    sandbox.wait_for_port(PRIVATES[1].address, ISSUER_PORT, processes[-1], log)
+    return directory / "token-signer.pem"
+
+
 @pytest.fixture(scope="module")
 def docker_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerWorld]:
-    """A plain-HTTP htpasswd registry as ``private.test:5000`` in a sandbox, the test image pushed with a login."""
+    """The plain-HTTP registries of ``PRIVATES`` in a sandbox (htpasswd; token auth), the test image pushed to each."""
     registry = need_program("docker-registry", package="docker-registry")
     need_program("skopeo", package="skopeo")
     directory = tmp_path_factory.mktemp("docker-auth")
@@ -326,20 +353,29 @@ def docker_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerWor
     layout = directory / "layout"
     digest = write_layout(layout)
     push_login = directory / "push-auth.json"
-    push_login.write_text(render_auth_json(f"http://{PRIVATE_NAME}:5000", LOGIN))
-    config = directory / "registry" / "config.yml"
-    config.parent.mkdir()
-    config.write_text(config_text(directory / "registry", 5000, htpasswd=htpasswd, host=PRIVATE))
+    for private in PRIVATES:
+        write_auth_json(push_login, f"http://{private.name}:5000", LOGIN)
     before = footprint()
-    sandbox = Sandbox(directory, {PRIVATE_NAME: PRIVATE}, (PRIVATE,))
+    hosts = {private.name: private.address for private in PRIVATES}
+    sandbox = Sandbox(directory, hosts, tuple(hosts.values()))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         with running(processes):
-            log = directory / "registry" / "registry.log"
-            processes.append(sandbox.popen([registry, "serve", str(config)], log=log))
-            sandbox.wait_for_port(PRIVATE, 5000, processes[-1], log)
-            push = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-authfile", str(push_login)]
-            sandbox.run([*push, f"oci:{layout}:{TAG}", f"docker://{DOCKER_IMAGE}"], check=True)
+            for private in PRIVATES:
+                root = directory / f"registry-{private.auth}"
+                root.mkdir()
+                if private.auth == "token":
+                    bundle = _start_token_issuer(sandbox, directory / "issuer", processes)
+                    realm = f"http://{private.address}:{ISSUER_PORT}/token"
+                    config = config_text(root, 5000, token=(realm, bundle), host=private.address)
+                else:
+                    config = config_text(root, 5000, htpasswd=htpasswd, host=private.address)
+                (root / "config.yml").write_text(config)
+                log = root / "registry.log"
+                processes.append(sandbox.popen([registry, "serve", str(root / "config.yml")], log=log))
+                sandbox.wait_for_port(private.address, 5000, processes[-1], log)
+                push = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-authfile", str(push_login)]
+                sandbox.run([*push, f"oci:{layout}:{TAG}", f"docker://{private.image}"], check=True)
             clients = Clients(sandbox, directory / "clients")
             clients.directory.mkdir()
             yield DockerWorld(sandbox, clients, processes, directory, digest)
@@ -348,15 +384,27 @@ def docker_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerWor
     assert footprint() == before, "a client wrote outside the test's directory"
 
 
-def test_docker_pulls_a_private_image_with_the_rendered_config_json(docker_world: DockerWorld) -> None:
+# What dockerd says when the registry wants a login the client has not got (it reached it: over HTTP).
+NO_LOGIN = {
+    "htpasswd": 'Head "http://{name}:5000/v2/team/app/manifests/1": no basic auth credentials',
+    # The issuer gives an anonymous caller a token without access to team/app; the registry then denies it.
+    "token": "pull access denied for {name}:5000/team/app, repository does not exist or may require 'docker login'",
+}
+
+
+@pytest.mark.parametrize("private", PRIVATES, ids=[private.auth for private in PRIVATES])
+def test_docker_pulls_a_private_image_with_the_rendered_config_json(
+    docker_world: DockerWorld, private: Private
+) -> None:
     """``registry-config render`` writes daemon.json (the HTTP registry) and config.json (the login) for dockerd."""
-    directory = docker_world.directory / "rendered"
+    directory = docker_world.directory / f"rendered-{private.auth}"
     directory.mkdir()
     credentials = directory / "registry-login"
     credentials.write_text(f"{USER}:{PASSWORD}\n")
     docker_config = directory / "docker-config"
     docker_config.mkdir()
-    argv = [sys.executable, "-m", "registry_config", "render", f"http://{PRIVATE_NAME}:5000", "--instance", PRIVATE]
+    url = f"http://{private.name}:5000"
+    argv = [sys.executable, "-m", "registry_config", "render", url, "--instance", private.address]
     argv += ["--output-dir", str(directory / "tree"), "--for", "docker"]
     argv += ["--auth-json", str(docker_config / "config.json"), "--credentials-file", str(credentials)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=_cli_env())
@@ -369,27 +417,24 @@ def test_docker_pulls_a_private_image_with_the_rendered_config_json(docker_world
 
     def docker_pull(config: Path) -> subprocess.CompletedProcess[str]:
         docker = ["/usr/bin/docker", "-H", f"unix://{socket}", "--config", str(config)]
-        docker_world.sandbox.run([*docker, "rmi", "--force", DOCKER_IMAGE])
-        return docker_world.sandbox.run([*docker, "pull", "--quiet", DOCKER_IMAGE])
+        docker_world.sandbox.run([*docker, "rmi", "--force", private.image])
+        return docker_world.sandbox.run([*docker, "pull", "--quiet", private.image])
 
     refused = docker_pull(empty)
     assert refused.returncode != 0, "the control pulled: the test proves nothing"
-    # Docker's words for a registry that wants a login the client has not got (it reached it: over HTTP).
-    assert f'Head "http://{PRIVATE_NAME}:5000/v2/team/app/manifests/{TAG}": no basic auth credentials' in (
-        refused.stderr
-    ), refused.stderr
+    assert NO_LOGIN[private.auth].format(name=private.name) in refused.stderr, refused.stderr
     logins = json.loads((docker_config / "config.json").read_text())["auths"]
-    assert sorted(logins) == [f"{PRIVATE}:5000", f"{PRIVATE_NAME}:5000"]
+    assert sorted(logins) == sorted([f"{private.address}:5000", f"{private.name}:5000"])
     pulled = docker_pull(docker_config)
     assert pulled.returncode == 0, pulled.stderr
-    assert pulled.stdout.strip() == DOCKER_IMAGE
+    assert pulled.stdout.strip() == private.image
     inspect = ["/usr/bin/docker", "-H", f"unix://{socket}", "image", "inspect", "--format", "{{json .RepoDigests}}"]
-    digests = json.loads(docker_world.sandbox.run([*inspect, DOCKER_IMAGE], check=True).stdout)
-    assert digests == [f"{PRIVATE_NAME}:5000/team/app@{docker_world.digest}"]
+    digests = json.loads(docker_world.sandbox.run([*inspect, private.image], check=True).stdout)
+    assert digests == [f"{private.name}:5000/team/app@{docker_world.digest}"]
 
     wrong = directory / "wrong-login"
     wrong.mkdir()
-    write_auth_json(wrong / "config.json", f"http://{PRIVATE_NAME}:5000", Credentials(USER, "not-the-password"))
+    write_auth_json(wrong / "config.json", url, Credentials(USER, "not-the-password"))
     refused = docker_pull(wrong)
     assert refused.returncode != 0, refused.stdout
     assert "unauthorized" in refused.stderr.lower(), refused.stderr
