@@ -208,10 +208,11 @@ class ConsulBackend(BackendBase):
         ``cached``, ``timeout`` (seconds), ``max_response_bytes``, ``address``,
         ``filter``, ``token_file`` (a file holding the ACL token), ``verify``
         (true, false or a CA bundle path), ``cert`` and ``key`` (client
-        certificate). ``consul://`` without a host means ``CONSUL_HTTP_ADDR``,
-        else the local agent. A token is never accepted in the URL itself,
-        which shows in process lists, shell history and logs: use
-        ``token_file`` or ``CONSUL_HTTP_TOKEN``.
+        certificate), ``watch_wait`` and ``watch_min_interval`` (seconds).
+        ``consul://`` without a host means ``CONSUL_HTTP_ADDR``, else the
+        local agent. A token is never accepted in the URL itself, which shows
+        in process lists, shell history and logs: use ``token_file`` or
+        ``CONSUL_HTTP_TOKEN``.
         """
         agent, kwargs = agent_from_url(url)
         return cls(agent, resolver=resolver, **kwargs)
