@@ -295,5 +295,5 @@ def test_system_resolver_turns_idna_errors_into_gaierror() -> None:
 
 @pytest.mark.parametrize("text", ["[fe80::1%eth0]:5000", "[fe80::1%25eth0]", "[fe80::1%1]:80"])
 def test_a_zone_id_is_refused_as_a_zone_id(text: str) -> None:
-    with pytest.raises(InvalidAddress, match="has a zone id .*zone ids are not supported"):
+    with pytest.raises(InvalidAddress, match=r"has a zone id .*zone ids are not supported"):
         split_host_port(text, where="entry")
