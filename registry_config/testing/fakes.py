@@ -25,6 +25,7 @@ from typing import Literal
 
 from ..discovery.backend import BackendBase, StopSignal
 from ..discovery.model import Discovery, ServiceInstance, ServiceQuery
+from ..errors import DiscoveryUnavailable
 from .conformance import Registration
 
 __all__ = ["FakeBackend"]
@@ -46,7 +47,13 @@ class FakeBackend(BackendBase):
       (``watch_errors="raise"``, a change feed that breaks) or yields nothing
       until the failure ends (``"silent"``, as a polling watch that backs off
       quietly does).
-    - ``delay`` seconds are slept in every ``discover`` (a slow answer).
+    - ``delay`` seconds are slept in every ``discover`` (a slow answer);
+      ``gate``, when set to an event, holds every ``discover`` until the
+      test sets it (a slow answer that ends exactly when the test says).
+      ``waiting`` counts the calls held at the gate now.
+    - ``watch_resumed`` counts the times a watcher came back for the next
+      snapshot: once it is past ``n``, the watcher has handled the first
+      ``n`` snapshots it was given.
     - ``discover_calls``, ``watch_calls``, ``close_calls`` count the calls.
     """
 
@@ -73,6 +80,10 @@ class FakeBackend(BackendBase):
         self._fail_count = 0
         self.source = source
         self.delay = delay
+        self.gate: threading.Event | None = None
+        self.gate_timeout = 60.0
+        self.waiting = 0
+        self.watch_resumed = 0
         self.watch_errors: WatchErrors = watch_errors
         self._poll = poll
         self.discover_calls = 0
@@ -145,6 +156,16 @@ class FakeBackend(BackendBase):
             self.discover_calls += 1
         if self.delay > 0:
             time.sleep(self.delay)
+        gate = self.gate
+        if gate is not None:
+            with self._cond:
+                self.waiting += 1
+            try:
+                if not gate.wait(self.gate_timeout):
+                    raise DiscoveryUnavailable(f"fake: the test never opened the gate ({self.gate_timeout:g} s)")
+            finally:
+                with self._cond:
+                    self.waiting -= 1
         with self._cond:
             self._raise_if_failing(consume=True)
             return self._snapshot(query)
@@ -163,6 +184,7 @@ class FakeBackend(BackendBase):
             last = self._snapshot(query)
             seen = self._index
         yield last
+        self._resumed()
         while stop is None or not stop.is_set():
             with self._cond:
                 # StopSignal cannot wake us: wait in short slices and look at it between them.
@@ -179,6 +201,7 @@ class FakeBackend(BackendBase):
             if current.instances != last.instances:
                 last = current
                 yield current
+                self._resumed()
 
     def close(self) -> None:
         with self._cond:
@@ -191,6 +214,10 @@ class FakeBackend(BackendBase):
         return f"FakeBackend({held}, source={self.source!r})"
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _resumed(self) -> None:
+        with self._cond:
+            self.watch_resumed += 1
 
     def _snapshot(self, query: ServiceQuery) -> Discovery:
         if self._catalog is None:
