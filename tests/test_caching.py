@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from registry_config.discovery import caching
 from registry_config.discovery.backend import BackendBase
 from registry_config.discovery.caching import CachingBackend, has_native_watch
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
@@ -16,6 +17,7 @@ from registry_config.discovery.static import StaticBackend
 from registry_config.errors import DiscoveryError, DiscoveryUnavailable, InvalidInput, NoInstancesError
 from registry_config.plan import StagingPlan, build_plan
 from registry_config.spec import RegistrySpec
+from registry_config.testing import fakes
 from registry_config.testing.fakes import FakeBackend
 
 QUERY = ServiceQuery("docker_registry", default_port=8080)
@@ -68,8 +70,8 @@ def _waiting_in_the_cache(threads: list[threading.Thread]) -> int:
         while frame is not None:
             files.append((frame.f_code.co_filename, frame.f_code.co_name))
             frame = frame.f_back
-        in_cache = any(name.endswith(("caching.py",)) for name, _ in files)
-        in_fake = any(name.endswith("fakes.py") for name, _ in files)
+        in_cache = any(name == caching.__file__ for name, _ in files)
+        in_fake = any(name == fakes.__file__ for name, _ in files)
         if files and files[0][1] == "wait" and in_cache and not in_fake:
             count += 1
     return count
