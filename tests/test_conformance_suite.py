@@ -339,6 +339,22 @@ def test_the_howto_backend_letting_json_errors_escape_fails(howto: ModuleType) -
         _run(_howto_suite(howto, discover), "test_garbled_answers_are_discovery_errors")
 
 
+def test_the_docstring_example_runs_against_the_howto_backend(howto: ModuleType) -> None:
+    """The module docstring's example uses the how-to's own helper, as it is shipped, and passes."""
+    doc = conformance.__doc__ or ""
+    lines = doc.split("helper)::\n", 1)[-1].splitlines()
+    end = next(n for n, line in enumerate(lines) if line and not line.startswith("    "))
+    code = "\n".join(line[4:] for line in lines[:end])
+    assert "class TestInventoryBackend(BackendConformance)" in code, doc[:2000]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "conformance-docstring", "exec"), namespace)  # noqa: S102 (our own docstring)
+    suite = namespace["TestInventoryBackend"]
+    for test in ("test_name_selects_the_service", "test_tags_select_their_instances"):
+        _run(suite, test)
+    _run(suite, "test_instances_carry_their_own_metadata_in_any_order")
+    _run(suite, "test_watch_follows_changes_without_repeating_itself")
+
+
 def test_the_base_class_is_not_collected_and_the_kit_does_not_import_pytest() -> None:
     assert not BackendConformance.__name__.startswith("Test")
     code = (

@@ -2,21 +2,28 @@
 
 Subclass :class:`BackendConformance` in a test module, under a name pytest
 collects (``Test...``), say which query fields your backend honours, and say
-how to make it::
+how to make it. For the backend of the how-to "Write and test your own
+backend" (``docs/howto/inventory_backend.py``, with its ``write_inventory``
+helper)::
 
-    from registry_config.testing.conformance import BackendConformance, Registration
+    from inventory_backend import InventoryBackend, write_inventory
+
+    from registry_config.testing.conformance import BackendConformance, Registration, unsupported
 
     class TestInventoryBackend(BackendConformance):
-        query_fields = frozenset({"name"})          # it has no datacenters and no tags
-        instance_fields = frozenset({"node"})       # what its instances carry besides address and port
+        query_fields = frozenset({"name", "tags"})  # the inventory has no datacenters
+        is_closed = unsupported("it reads the file on each discover and holds nothing open")
 
         def make_catalog_backend(self, registrations):
-            path = self.workdir / "inventory.json"   # a fresh directory per test
-            write_inventory(path, registrations)      # your own helper: each service with its instances
+            services = {}
+            for registration in registrations:
+                services.setdefault(registration.service, []).append(registration.instance)
+            path = self.workdir / "inventory.json"  # a fresh directory per test
+            write_inventory(path, services)
             return InventoryBackend(path, poll_interval=0.02)
 
         def replace_instances(self, backend, instances):
-            write_inventory(backend.path, [Registration(self.service, i) for i in instances])
+            write_inventory(backend.path, {self.service: instances})
 
 The inherited ``test_*`` methods check the promises of the
 :class:`~registry_config.discovery.backend.DiscoveryBackend` protocol.
