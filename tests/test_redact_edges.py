@@ -35,3 +35,8 @@ def test_quote_shows_any_value_as_text() -> None:
     assert quote(8080) == "'8080'"
     assert quote(ValueError("bad http://u:p4ss@h/")) == "'bad http://***@h/'"
     assert quote(None) == "'None'"
+
+
+def test_quote_shows_at_most_200_characters_by_default() -> None:
+    assert quote("x" * 200) == repr("x" * 200)
+    assert quote("x" * 201) == repr("x" * 197 + "...")
