@@ -8,6 +8,8 @@ than the ellipsis, a value that is not text.
 
 from __future__ import annotations
 
+import pytest
+
 from registry_config.redact import MARK, quote, redact, shorten
 
 
@@ -40,3 +42,9 @@ def test_quote_shows_any_value_as_text() -> None:
 def test_quote_shows_at_most_200_characters_by_default() -> None:
     assert quote("x" * 200) == repr("x" * 200)
     assert quote("x" * 201) == repr("x" * 197 + "...")
+
+
+def test_quote_takes_its_secrets_and_limit_by_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        quote("abc", ["abc"])  # type: ignore[misc]
+    assert quote("abc", secrets=["abc"]) == repr(MARK)
