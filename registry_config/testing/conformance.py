@@ -8,7 +8,7 @@ helper)::
 
     from inventory_backend import InventoryBackend, write_inventory
 
-    from registry_config.testing.conformance import BackendConformance, Registration, unsupported
+    from registry_config.testing.conformance import BackendConformance, unsupported
 
     class TestInventoryBackend(BackendConformance):
         query_fields = frozenset({"name", "tags"})  # the inventory has no datacenters
