@@ -157,7 +157,12 @@ BROKEN: list[tuple[type[BackendConformance], str, str]] = [
     (_over(broken.IgnoresStop), "test_watch_with_stop_already_set_returns", "although stop was set before"),
     (_over(broken.Chatty), "test_watch_follows_changes_without_repeating_itself", "did not change"),
     (_over(broken.YieldsTwice), "test_watch_follows_changes_without_repeating_itself", "same instances again"),
-    (_over(broken.PeriodicDuplicate), "test_watch_follows_changes_without_repeating_itself", "step \\d+"),
+    # A window twice the period: a starved watch thread under load still repeats itself inside it.
+    (
+        _over(broken.PeriodicDuplicate, watch_window=3.0),
+        "test_watch_follows_changes_without_repeating_itself",
+        r"(step |change #)\d+.*(did not change|previous snapshot again|as well)",
+    ),
     (_over(broken.CloseTwiceFails), "test_close_is_idempotent", "already closed"),
     (_over(broken.CloseDoesNothing), "test_close_takes_effect", "not closed 0.5 s after close"),
     (_over(broken.ExitDoesNothing), "test_exit_closes", "not closed 0.5 s after leaving its with block"),

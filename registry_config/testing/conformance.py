@@ -664,8 +664,8 @@ class BackendConformance:
             again = " (the previous snapshot again)" if changed.instances == previous.instances else ""
             self._exactly(changed, target, f"change #{step}{again}")
             previous = changed
-        kind, value = run.next(0)
-        assert kind == "timeout", f"after the last change the watch gave {kind} {value!r} as well"
+        kind, value = run.next(pause)
+        assert kind == "timeout", f"step {step}: after the last change the watch gave {kind} {value!r} as well"
 
     # -- close ----------------------------------------------------------------------------------
 
