@@ -46,7 +46,8 @@ def resolve(host: str, resolver: Resolver | None = None) -> tuple[IPAddress, ...
 
     Raises :class:`OSError` when the name does not resolve; what the resolver
     returns that is not an IP address is dropped, never passed on. A resolver
-    that answers one address instead of a list is read as a list of one.
+    that answers one address instead of a list is read as a list of one; one
+    that answers something that is not iterable (``None``) raises ``OSError``.
     """
     literal = parse_ip(host)
     if literal is not None:
@@ -54,8 +55,14 @@ def resolve(host: str, resolver: Resolver | None = None) -> tuple[IPAddress, ...
     answer = (resolver or system_resolver)(host)
     if isinstance(answer, (str, bytes, ipaddress.IPv4Address, ipaddress.IPv6Address)):
         answer = [answer]  # one address, not an iterable of characters
+    try:
+        items = iter(answer)
+    except TypeError:
+        # A resolver that answers None or a number is broken; as for a name that does not resolve, the caller's
+        # OSError handling turns it into its own typed error.
+        raise OSError(f"the resolver answered {type(answer).__name__} for {host!r}, not addresses") from None
     found: set[IPAddress] = set()
-    for item in answer:
+    for item in items:
         if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
             found.add(_unscoped(item))
             continue

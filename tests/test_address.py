@@ -295,5 +295,11 @@ def test_system_resolver_turns_idna_errors_into_gaierror() -> None:
 
 @pytest.mark.parametrize("text", ["[fe80::1%eth0]:5000", "[fe80::1%25eth0]", "[fe80::1%1]:80"])
 def test_a_zone_id_is_refused_as_a_zone_id(text: str) -> None:
-    with pytest.raises(InvalidAddress, match="has a zone id .*zone ids are not supported"):
+    with pytest.raises(InvalidAddress, match=r"has a zone id .*zone ids are not supported"):
         split_host_port(text, where="entry")
+
+
+@pytest.mark.parametrize("answer", [None, 42, 1.5])
+def test_a_resolver_answering_no_addresses_at_all_is_an_oserror(answer: object) -> None:
+    with pytest.raises(OSError, match="resolver answered"):
+        resolve("registry.example", lambda _host: answer)  # type: ignore[arg-type,return-value]

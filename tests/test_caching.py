@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from registry_config.discovery import caching
 from registry_config.discovery.backend import BackendBase
 from registry_config.discovery.caching import CachingBackend, has_native_watch
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
@@ -15,6 +17,7 @@ from registry_config.discovery.static import StaticBackend
 from registry_config.errors import DiscoveryError, DiscoveryUnavailable, InvalidInput, NoInstancesError
 from registry_config.plan import StagingPlan, build_plan
 from registry_config.spec import RegistrySpec
+from registry_config.testing import fakes
 from registry_config.testing.fakes import FakeBackend
 
 QUERY = ServiceQuery("docker_registry", default_port=8080)
@@ -55,6 +58,23 @@ def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.005)
+
+
+def _waiting_in_the_cache(threads: list[threading.Thread]) -> int:
+    """How many of ``threads`` are blocked on a condition inside CachingBackend (read from their stacks)."""
+    frames = sys._current_frames()
+    count = 0
+    for thread in threads:
+        frame = frames.get(thread.ident or -1)
+        files = []
+        while frame is not None:
+            files.append((frame.f_code.co_filename, frame.f_code.co_name))
+            frame = frame.f_back
+        in_cache = any(name == caching.__file__ for name, _ in files)
+        in_fake = any(name == fakes.__file__ for name, _ in files)
+        if files and files[0][1] == "wait" and in_cache and not in_fake:
+            count += 1
+    return count
 
 
 def _cache(caches: list[CachingBackend], backend: FakeBackend, **options: object) -> CachingBackend:
@@ -196,12 +216,12 @@ def test_no_instances_error_is_served_stale_like_any_failure(clock: Clock, cache
 # -- slow answers and the herd ------------------------------------------------------------------
 
 
-def test_one_refresh_at_a_time_others_serve_the_current_snapshot(caches: list[CachingBackend]) -> None:
+def test_one_refresh_at_a_time_others_serve_the_current_snapshot(clock: Clock, caches: list[CachingBackend]) -> None:
     fake = FakeBackend(A)
-    cache = _cache(caches, fake, ttl=0.05, background=False)
+    cache = _cache(caches, fake, ttl=0.05, clock=clock, background=False)
     cache.discover(QUERY)
-    time.sleep(0.06)
-    fake.delay = 0.5
+    clock.advance(0.06)
+    fake.gate = threading.Event()  # the refresh is held until the other 15 threads have their answers
     fake.set_instances(B)
     barrier = threading.Barrier(16)
     results: list[Discovery] = []
@@ -213,6 +233,9 @@ def test_one_refresh_at_a_time_others_serve_the_current_snapshot(caches: list[Ca
     threads = [threading.Thread(target=plan) for _ in range(16)]
     for thread in threads:
         thread.start()
+    # Had the others waited for the refresh, they would never answer while it is held: this fails.
+    _until(lambda: len(results) == 15 and fake.waiting == 1)
+    fake.gate.set()
     for thread in threads:
         thread.join()
     assert fake.discover_calls == 2  # the first fill, then one refresh for 16 threads
@@ -224,7 +247,8 @@ def test_one_refresh_at_a_time_others_serve_the_current_snapshot(caches: list[Ca
 
 
 def test_threads_with_nothing_to_serve_wait_for_the_one_refresh(caches: list[CachingBackend]) -> None:
-    fake = FakeBackend(A, delay=1.0)  # long enough for the 8 threads to arrive while it is in flight
+    fake = FakeBackend(A)
+    fake.gate = threading.Event()  # the one refresh is held until the 7 other threads wait for it
     fake.fail(DiscoveryUnavailable("connection refused"))
     cache = _cache(caches, fake, background=False)
     barrier = threading.Barrier(8)
@@ -240,6 +264,8 @@ def test_threads_with_nothing_to_serve_wait_for_the_one_refresh(caches: list[Cac
     threads = [threading.Thread(target=plan) for _ in range(8)]
     for thread in threads:
         thread.start()
+    _until(lambda: fake.waiting == 1 and _waiting_in_the_cache(threads) == 7)
+    fake.gate.set()
     for thread in threads:
         thread.join()
     assert fake.discover_calls == 1
@@ -252,16 +278,16 @@ def test_threads_with_nothing_to_serve_wait_for_the_one_refresh(caches: list[Cac
 # -- the background watch -------------------------------------------------------------------------
 
 
-def test_a_native_watch_keeps_the_cache_current_without_round_trips(caches: list[CachingBackend]) -> None:
+def test_a_native_watch_keeps_the_cache_current_without_round_trips(clock: Clock, caches: list[CachingBackend]) -> None:
     fake = FakeBackend(A)
-    cache = _cache(caches, fake, ttl=0.01, watch_ttl=60.0)
+    cache = _cache(caches, fake, ttl=0.01, watch_ttl=60.0, clock=clock)
     assert cache.discover(QUERY).instances == A
     _until(lambda: fake.watch_calls == 1)
     fake.set_instances(B)
     _until(lambda: cache.discover(QUERY).instances == B)
     for _ in range(200):
         assert cache.discover(QUERY).instances == B
-    time.sleep(0.05)  # many ttl's: still no round trip, the watch vouches for the snapshot
+    clock.advance(0.05)  # many ttl's: still no round trip, the watch vouches for the snapshot
     cache.discover(QUERY)
     assert fake.discover_calls == 1
 
@@ -358,8 +384,7 @@ def test_an_equal_delivery_keeps_the_snapshot_already_served(caches: list[Cachin
     fake = FakeBackend(A)
     cache = _cache(caches, fake, ttl=0.01, watch_ttl=60.0)
     first = cache.discover(QUERY)
-    _until(lambda: fake.watch_calls == 1)
-    time.sleep(0.05)  # the watcher has stored its first, equal, snapshot by now
+    _until(lambda: fake.watch_resumed >= 1)  # the watcher has handled its first, equal, snapshot
     assert cache.discover(QUERY) is first
     spec = RegistrySpec.from_url("http://docker_registry.service.consul:8080")
     plan = build_plan(spec, cache)
@@ -483,7 +508,7 @@ def test_16_threads_x_500_plans_while_instances_change(caches: list[CachingBacke
             fake.set_instances(current)
             if n % 5 == 0:
                 fake.fail_times(3, DiscoveryUnavailable(f"flap {n}"))
-            time.sleep(0.001)
+            stop.wait(0.001)  # pacing the churn, not waiting for anything
 
     errors: list[BaseException] = []
     seen: list[set[tuple[ServiceInstance, ...]]] = [set() for _ in range(16)]

@@ -10,21 +10,29 @@ from registry_config.address import IPAddress
 from registry_config.discovery.backend import DiscoveryBackend
 from registry_config.discovery.consul import ConsulBackend
 from registry_config.discovery.model import ServiceInstance
-from registry_config.testing.conformance import BackendConformance
+from registry_config.testing.conformance import BackendConformance, Registration, unsupported
 from registry_config.testing.consul import ConsulSimulator
 
 
-def _register(sim: ConsulSimulator, service: str, instances: Sequence[ServiceInstance]) -> None:
-    """One node per address, one service id per port, as registry VMs register themselves; one index bump."""
+def _register(sim: ConsulSimulator, registrations: Sequence[Registration], *, replace: str | None = None) -> None:
+    """Register each instance on its node, one service id per (service, port); one index bump for all.
+
+    With ``replace``, that service is deregistered first (in the same batch): the instances change at once.
+    """
     with sim.batch():
-        sim.deregister_service(service)
-        for instance in instances:
+        if replace is not None:
+            sim.deregister_service(replace)
+        for registration in registrations:
+            instance = registration.instance
             sim.register(
-                service,
+                registration.service,
                 str(instance.address),
                 port=instance.port,
-                node=f"cell-{instance.address}",
-                service_id=f"{service}-{instance.port}",
+                node=instance.node or f"cell-{instance.address}",
+                service_id=f"{registration.service}-{instance.port}",
+                tags=instance.tags,
+                meta=instance.meta,
+                datacenter=registration.datacenter,
             )
 
 
@@ -40,6 +48,9 @@ class _Base(BackendConformance):
         for sim in self.simulators.values():
             sim.close()
 
+    def _simulator(self) -> ConsulSimulator:
+        return ConsulSimulator(datacenters=("dc1", self.other_datacenter))
+
     def _backend(self, sim: ConsulSimulator) -> ConsulBackend:
         backend = ConsulBackend(
             sim.url, passing_only=self.passing_only, watch_wait=0.5, watch_min_interval=0.02, timeout=5
@@ -47,22 +58,38 @@ class _Base(BackendConformance):
         self.simulators[id(backend)] = sim
         return backend
 
-    def make_backend(self, instances: Sequence[ServiceInstance]) -> DiscoveryBackend:
-        sim = ConsulSimulator()
-        _register(sim, self.service, instances)
+    def make_catalog_backend(self, registrations: Sequence[Registration]) -> DiscoveryBackend:
+        sim = self._simulator()
+        _register(sim, registrations)
         return self._backend(sim)
 
     def replace_instances(self, backend: DiscoveryBackend, instances: Sequence[ServiceInstance]) -> None:
-        _register(self.simulators[id(backend)], self.service, instances)
+        registrations = [Registration(self.service, instance) for instance in instances]
+        _register(self.simulators[id(backend)], registrations, replace=self.service)
 
     def make_portless_backend(self, addresses: Sequence[IPAddress]) -> DiscoveryBackend:
-        sim = ConsulSimulator()
+        sim = self._simulator()
         for number, address in enumerate(addresses):
             sim.register(self.service, str(address), port=0, node=f"cell-{number}")  # the seed's ServicePort 0
         return self._backend(sim)
 
     def make_failing_backend(self) -> DiscoveryBackend:
         return ConsulBackend(f"http://127.0.0.1:{free_port()}", timeout=2)
+
+    def make_garbled_backend(self) -> DiscoveryBackend:
+        sim = self._simulator()
+        sim.respond_raw('[{"Node": {"Node": "cell-a", "Address": "10.244.2.6"}, "Serv', times=100)
+        return self._backend(sim)
+
+    # close() frees the HTTP session's pooled connections, but the simulator speaks HTTP/1.0 and closes each
+    # connection after its answer: there is no pooled connection left to see go.
+    is_closed = unsupported("the simulator closes every connection itself: close() has no effect to observe")
+
+    def backend_url(self, instances: Sequence[ServiceInstance]) -> str:
+        sim = self._simulator()
+        _register(sim, [Registration(self.service, instance) for instance in instances])
+        self.simulators[id(sim)] = sim
+        return f"consul://127.0.0.1:{sim.port}"
 
 
 class TestConsulBackendHealth(_Base):
@@ -79,6 +106,6 @@ class TestConsulBackendUnhealthySimulator(_Base):
     """A simulator that fails now and then: the first snapshot propagates errors, so only faults after it."""
 
     def make_failing_backend(self) -> DiscoveryBackend:
-        sim = ConsulSimulator()
+        sim = self._simulator()
         sim.fail(500, "No cluster leader", times=100)
         return self._backend(sim)

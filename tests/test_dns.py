@@ -34,6 +34,7 @@ from registry_config.discovery.model import ServiceQuery
 from registry_config.errors import (
     DiscoveryError,
     DiscoveryProtocolError,
+    DiscoveryQueryError,
     DiscoveryUnavailable,
     InvalidAddress,
     InvalidInput,
@@ -119,7 +120,8 @@ def test_name_asked_follows_consul_naming_or_is_given(query: ServiceQuery, domai
     ],
 )
 def test_names_dns_cannot_ask_are_refused(query: ServiceQuery, domain: str | None, message: str) -> None:
-    with pytest.raises(InvalidInput, match="DNS backend") as caught:
+    # A query the backend cannot answer as asked (DESIGN: DiscoveryQueryError, also a ValueError; a watch stops on it).
+    with pytest.raises(DiscoveryQueryError, match="DNS backend") as caught:
         DnsBackend(["127.0.0.1"], domain=domain).discover(query)
     assert message in str(caught.value)
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _integration import need_module, unavailable
 
 from registry_config.discovery.model import ServiceQuery
 from registry_config.discovery.registry import BackendRegistry
@@ -27,8 +28,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "custom_backend"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not _has_pip():
-        pytest.skip("pip is not available in this environment")
-    pytest.importorskip("hatchling", reason="building the example needs hatchling (pip install hatchling)")
+        unavailable("pip is not available in this environment (python -m ensurepip)")
+    need_module("hatchling", package="hatchling")  # builds the example offline, without build isolation
     target = tmp_path_factory.mktemp("site")
     work = tmp_path_factory.mktemp("src") / "custom_backend"
     shutil.copytree(EXAMPLE, work, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))

@@ -8,7 +8,8 @@ status, never a traceback; a new status is one more row in
 
 ====  =========================================================
 0     success
-2     invalid input (a bad URL, entry, option or backend name)
+2     invalid input (a bad URL, entry, option or backend name, or a query
+      the discovery service refuses, such as a bad Consul filter)
 3     discovery failed (Consul or DNS unreachable, refused, garbled,
       or a backend plugin's own bug)
 4     no instance left, or the egress guard refused one
@@ -38,6 +39,7 @@ from typing import TextIO
 from .. import __version__
 from ..errors import (
     DiscoveryError,
+    DiscoveryQueryError,
     EgressPolicyError,
     ImageNotFoundError,
     InvalidInput,
@@ -86,6 +88,7 @@ EXIT_STATUSES: tuple[tuple[type[RegistryConfigError], int], ...] = (
     (ReplicaMismatchError, EXIT_REPLICAS_DISAGREE),
     (NoInstancesError, EXIT_NO_INSTANCES),
     (EgressPolicyError, EXIT_NO_INSTANCES),
+    (DiscoveryQueryError, EXIT_INVALID),  # a query the user must change: a filter refused, a field unsupported
     (DiscoveryError, EXIT_DISCOVERY),
     (InvalidInput, EXIT_INVALID),
     (UnknownBackendError, EXIT_INVALID),

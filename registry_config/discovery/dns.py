@@ -28,6 +28,7 @@ from ..address import IPAddress, format_host_port, is_hostname, parse_ip, parse_
 from ..errors import (
     DiscoveryError,
     DiscoveryProtocolError,
+    DiscoveryQueryError,
     DiscoveryUnavailable,
     InvalidAddress,
     InvalidInput,
@@ -111,9 +112,9 @@ def _check_positive(value: object, *, what: str) -> float:
 
 
 def _label(text: str, *, what: str) -> str:
-    """A single DNS label (letters, digits, '-' and '_'), or :class:`InvalidInput`."""
+    """A single DNS label (letters, digits, '-' and '_'), or :class:`DiscoveryQueryError`."""
     if "." in text or not is_hostname(text):
-        raise InvalidInput(
+        raise DiscoveryQueryError(
             f"DNS backend: {what} {text!r} cannot be asked through Consul's DNS interface: "
             "it must be one label of letters, digits, '-' and '_'"
         )
@@ -306,20 +307,22 @@ class DnsBackend(BackendBase):
         if plain:
             why = "domain=None asks plain DNS names" if self._domain is None else f"{name!r} is a plain DNS name"
             if query.tags:
-                raise InvalidInput(
+                raise DiscoveryQueryError(
                     f"DNS backend: {why}, which cannot filter on tags {list(query.tags)!r}; "
                     "drop the tags, or ask a Consul service name with domain='consul'"
                 )
             if query.datacenter is not None:
-                raise InvalidInput(
+                raise DiscoveryQueryError(
                     f"DNS backend: {why}, which cannot select datacenter {query.datacenter!r}; "
                     "drop the datacenter, or ask a Consul service name with domain='consul'"
                 )
             if parse_ip(name) is None and not is_hostname(name.rstrip(".")):
-                raise InvalidInput(f"DNS backend: {name!r} is not a DNS name (letters, digits, '-', '_' and dots)")
+                raise DiscoveryQueryError(
+                    f"DNS backend: {name!r} is not a DNS name (letters, digits, '-', '_' and dots)"
+                )
             return name.rstrip(".").lower() + "."
         if len(query.tags) > 1:
-            raise InvalidInput(
+            raise DiscoveryQueryError(
                 f"DNS backend: Consul's DNS interface filters on one tag, and the query for {name!r} has "
                 f"{len(query.tags)} ({', '.join(query.tags)}); ask with one tag, or use the Consul backend"
             )
@@ -330,7 +333,7 @@ class DnsBackend(BackendBase):
         labels.append(str(self._domain))
         text = ".".join(labels).lower() + "."
         if len(text) > 254:
-            raise InvalidInput(f"DNS backend: {text!r} is longer than a DNS name may be (253 characters)")
+            raise DiscoveryQueryError(f"DNS backend: {text!r} is longer than a DNS name may be (253 characters)")
         return text
 
     # ------------------------------------------------------------------ discovery

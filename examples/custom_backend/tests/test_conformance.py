@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from registry_config_inventory import InventoryBackend
@@ -12,7 +12,7 @@ from registry_config_inventory import InventoryBackend
 from registry_config.address import IPAddress
 from registry_config.discovery.model import ServiceInstance
 from registry_config.discovery.registry import backend_from_url
-from registry_config.testing.conformance import BackendConformance
+from registry_config.testing.conformance import BackendConformance, Registration, unsupported
 
 
 def write_inventory(path: Path, entries: Sequence[dict[str, object]]) -> None:
@@ -22,20 +22,26 @@ def write_inventory(path: Path, entries: Sequence[dict[str, object]]) -> None:
     os.replace(partial, path)
 
 
-def entries(instances: Sequence[ServiceInstance]) -> list[dict[str, object]]:
-    # The node name depends on the instance alone: listing the same instances in another order changes nothing.
-    return [{"address": str(i.address), "port": i.port, "node": f"registry-{i.port}"} for i in instances]
+def entries(registrations: Iterable[Registration]) -> list[dict[str, object]]:
+    return [
+        {"service": r.service, "address": str(r.instance.address), "port": r.instance.port, "node": r.instance.node}
+        for r in registrations
+    ]
 
 
 class TestInventoryBackend(BackendConformance):
-    def make_backend(self, instances: Sequence[ServiceInstance]) -> InventoryBackend:
+    query_fields = frozenset({"name"})  # an entry may name its service; there are no datacenters or tags
+    instance_fields = frozenset({"node"})  # entries carry a node, not tags or meta
+    is_closed = unsupported("it reads the file on each discover and keeps nothing open")
+
+    def make_catalog_backend(self, registrations: Sequence[Registration]) -> InventoryBackend:
         path = self.workdir / "inventory.json"
-        write_inventory(path, entries(instances))
+        write_inventory(path, entries(registrations))
         return InventoryBackend(path, poll_interval=0.02)
 
     def replace_instances(self, backend: object, instances: Sequence[ServiceInstance]) -> None:
         assert isinstance(backend, InventoryBackend)
-        write_inventory(backend.path, entries(instances))
+        write_inventory(backend.path, entries(Registration(self.service, i) for i in instances))
 
     def make_portless_backend(self, addresses: Sequence[IPAddress]) -> InventoryBackend:
         path = self.workdir / "portless.json"
@@ -44,6 +50,17 @@ class TestInventoryBackend(BackendConformance):
 
     def make_failing_backend(self) -> InventoryBackend:
         return InventoryBackend(self.workdir / "never-exported.json")
+
+    def make_garbled_backend(self) -> InventoryBackend:
+        path = self.workdir / "cut-short.json"
+        path.write_text('[{"address": "10.244.2.6", "port": 80', encoding="utf-8")
+        return InventoryBackend(path)
+
+    def backend_url(self, instances: Sequence[ServiceInstance]) -> str:
+        # Found through the package's entry point: the test runs against the installed plugin.
+        path = self.workdir / "from-url.json"
+        write_inventory(path, entries(Registration(self.service, i) for i in instances))
+        return f"inventory:{path}?interval=0.5"
 
 
 def test_found_through_its_entry_point(tmp_path: Path) -> None:
