@@ -38,7 +38,8 @@ def _no_env_token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def backend_url(sim: ConsulSimulator) -> str:
-    return f"consul://127.0.0.1:{sim.port}"
+    # A short blocking wait (the default is Consul's 5 minutes) so that these tests see the watch's next query.
+    return f"consul://127.0.0.1:{sim.port}?watch_wait=1&watch_min_interval=0.05"
 
 
 # A deadline for things that happen at once on an idle machine: generous, since the machine is shared. Polling
@@ -224,7 +225,7 @@ def test_token_file_reaches_consul_and_never_the_output(
 
 
 def test_a_token_in_the_backend_url_is_refused(sim: ConsulSimulator, capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["watch", URL, "--backend", f"{backend_url(sim)}?token={TOKEN}", "--count", "1"])
+    status = main(["watch", URL, "--backend", f"{backend_url(sim)}&token={TOKEN}", "--count", "1"])
     captured = capsys.readouterr()
     assert status == 2
     assert TOKEN not in captured.out + captured.err
