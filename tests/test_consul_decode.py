@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry_config.discovery.consul.answers import decode_entries
-from registry_config.discovery.consul.decode import Entry, TaggedAddress, decode_typed
+from registry_config.discovery.consul.decode import Entry, TaggedAddress, decode_typed, tagged
 from registry_config.discovery.consul.reader import EntryReader, pick_address
 from registry_config.discovery.consul.settings import ADDRESS_MODES
 from registry_config.discovery.model import Discovery, ServiceInstance, ServiceQuery
@@ -91,10 +91,13 @@ def test_the_live_payloads_decode_to_the_fields_the_reader_uses() -> None:
         8080,
     )
     assert first.ServiceTags == ("v2",)
-    assert first.TaggedAddresses is not None
-    assert first.TaggedAddresses["wan_ipv4"] == "10.244.0.21"
-    assert first.ServiceTaggedAddresses is not None
-    assert first.ServiceTaggedAddresses["wan"] == TaggedAddress(Address="198.18.0.6", Port=443)
+    node_tagged = tagged(first.TaggedAddresses, service=False)
+    assert isinstance(node_tagged, dict)
+    assert node_tagged["wan_ipv4"] == "10.244.0.21"
+    service_tagged = tagged(first.ServiceTaggedAddresses, service=True)
+    assert isinstance(service_tagged, dict)
+    assert service_tagged["wan"] == TaggedAddress(Address="198.18.0.6", Port=443)
+    assert tagged(catalog[1].ServiceTaggedAddresses, service=True) is None  # absent: no address registered
     health = decode_typed((PAYLOADS / "health-service-live.json").read_bytes())
     assert health is not None
     second = health[1]
@@ -241,9 +244,10 @@ def test_a_null_tagged_port_is_not_an_absent_one() -> None:
         body = json.dumps([entry]).encode()
         typed = decode_typed(body)
         assert typed is not None
-        tagged = typed[0].ServiceTaggedAddresses
-        assert tagged is not None
-        assert pick_address("lan", "10.0.0.1", None, None, tagged, 80)[:2] == ("10.1.1.1", expected)
+        service_tagged = tagged(typed[0].ServiceTaggedAddresses, service=True)
+        assert isinstance(service_tagged, dict)
+        assert type(service_tagged["lan"]) is TaggedAddress
+        assert pick_address("lan", "10.0.0.1", None, None, service_tagged, 80)[:2] == ("10.1.1.1", expected)
         assert pick_address("lan", "10.0.0.1", None, None, item and {"lan": item}, 80)[:2] == ("10.1.1.1", expected)
         _same_either_way(body, health=False, mode="lan", passing=False, default_port=None)
 
@@ -269,3 +273,32 @@ def test_an_empty_answer_is_an_empty_list() -> None:
     assert decode_entries(b"[]", WHERE, ()) == []
     instances, warnings = _read([], health=True, mode="lan", passing=True, default_port=None)
     assert (instances, warnings) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("raw", "service", "expected"),
+    [
+        (b'{"lan": "10.0.0.1"}', False, {"lan": "10.0.0.1"}),
+        (b'{"lan": 5, "wan": "10.0.0.2"}', False, {"lan": 5, "wan": "10.0.0.2"}),  # generic: the reader decides
+        (b"null", False, None),
+        (b'{"lan": {"Address": "10.0.0.1", "Port": "80"}}', True, {"lan": {"Address": "10.0.0.1", "Port": "80"}}),
+        (b'["lan"]', True, ["lan"]),
+    ],
+)
+def test_tagged_addresses_that_do_not_fit_are_decoded_as_plain_json(
+    raw: bytes, service: bool, expected: object
+) -> None:
+    field = "ServiceTaggedAddresses" if service else "TaggedAddresses"
+    entries = decode_typed(b'[{"' + field.encode() + b'": ' + raw + b"}]")
+    assert entries is not None
+    assert tagged(getattr(entries[0], field), service=service) == expected
+
+
+def test_hostile_tagged_addresses_read_the_same_by_both_paths() -> None:
+    """Tagged addresses are decoded only when a mode reads them: one that does not fit changes no other entry."""
+    live = json.loads((PAYLOADS / "catalog-service-live.json").read_bytes())
+    odd = dict(live[0], Node="odd", TaggedAddresses={"lan": 5, "wan": "10.7.7.7"})
+    odd["ServiceTaggedAddresses"] = {"wan": {"Address": "10.8.8.8", "Port": "443"}, "lan": ["x"]}
+    body = json.dumps([odd, *live], separators=(",", ":")).encode()
+    for mode in ADDRESS_MODES:
+        _same_either_way(body, health=False, mode=mode, passing=False, default_port=8080)

@@ -14,6 +14,11 @@ not say which one answered: the catalog's flat entry (``Node`` a string,
 and ``Node`` is either a string or an object, which msgspec tells apart.
 The reader looks only at the fields of the endpoint it asked.
 
+Tagged addresses (a dict per node and per service) matter only to the
+``lan``/``wan`` address modes, not to the default ``service`` mode: they are
+kept as :class:`msgspec.Raw`, the entry's own bytes, and decoded by
+:func:`tagged` only when a mode reads them.
+
 The types are strict: an answer that does not fit them exactly (a port that
 is a string, a tag that is a number, an entry that is not an object...) is
 refused whole by :func:`decode_typed`, and the caller decodes it again with
@@ -26,10 +31,15 @@ it). A tagged address's ``Port`` keeps "absent" (:data:`UNSET`) apart from
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 from msgspec import UNSET, UnsetType
 
-__all__ = ["UNSET", "Check", "Entry", "HealthNode", "HealthService", "TaggedAddress", "decode_typed"]
+__all__ = ["UNSET", "Check", "Entry", "HealthNode", "HealthService", "TaggedAddress", "decode_typed", "tagged"]
+
+ABSENT = msgspec.Raw()
+"""A tagged-address field the entry does not have."""
 
 
 class TaggedAddress(msgspec.Struct, gc=False):
@@ -54,7 +64,7 @@ class HealthNode(msgspec.Struct, gc=False):
 
     Node: str | None = None
     Address: str | None = None
-    TaggedAddresses: dict[str, str] | None = None
+    TaggedAddresses: msgspec.Raw = ABSENT
 
 
 class HealthService(msgspec.Struct, gc=False):
@@ -65,7 +75,7 @@ class HealthService(msgspec.Struct, gc=False):
     Port: int | None = None
     Tags: tuple[str, ...] | None = None
     Meta: dict[str, str] | None = None
-    TaggedAddresses: dict[str, TaggedAddress] | None = None
+    TaggedAddresses: msgspec.Raw = ABSENT
 
 
 class Entry(msgspec.Struct, gc=False):
@@ -79,14 +89,16 @@ class Entry(msgspec.Struct, gc=False):
     ServiceTags: tuple[str, ...] | None = None
     ServiceMeta: dict[str, str] | None = None
     ServiceID: str | None = None
-    TaggedAddresses: dict[str, str] | None = None
-    ServiceTaggedAddresses: dict[str, TaggedAddress] | None = None
+    TaggedAddresses: msgspec.Raw = ABSENT
+    ServiceTaggedAddresses: msgspec.Raw = ABSENT
     # The health endpoint's entry.
     Service: HealthService | None = None
     Checks: list[Check] | None = None
 
 
 _DECODER = msgspec.json.Decoder(list[Entry])
+_NODE_TAGGED = msgspec.json.Decoder(dict[str, str] | None)
+_SERVICE_TAGGED = msgspec.json.Decoder(dict[str, TaggedAddress] | None)
 
 
 def decode_typed(body: str | bytes) -> list[Entry] | None:
@@ -100,3 +112,18 @@ def decode_typed(body: str | bytes) -> list[Entry] | None:
         return _DECODER.decode(body)
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
+
+
+def tagged(raw: msgspec.Raw, *, service: bool) -> object:
+    """A tagged-address field as the reader takes it: ``None`` when absent, typed when it fits, else plain JSON.
+
+    A node's map is of strings, a service's of :class:`TaggedAddress`; a map
+    that does not fit (``{"lan": 5}``) is decoded by :func:`json.loads`, as
+    the generic path decodes it, and the reader's checks decide.
+    """
+    if not raw:
+        return None
+    try:
+        return (_SERVICE_TAGGED if service else _NODE_TAGGED).decode(raw)
+    except msgspec.ValidationError:
+        return json.loads(bytes(raw))  # valid JSON: msgspec checked its syntax while skipping it

@@ -59,6 +59,7 @@ _TAGGED_KEYS = {
     "lan_ipv6": ("lan_ipv6",),
     "wan_ipv6": ("wan_ipv6",),
 }
+_NO_TAGGED = (None, None)
 _NODE_MAINTENANCE = "_node_maintenance"
 _SERVICE_MAINTENANCE = "_service_maintenance:"
 
@@ -179,6 +180,7 @@ class EntryReader:
     ) -> None:
         self.address = address
         self.passing_only = passing_only
+        self._tagged_needed = address not in ("service", "node")  # only the lan/wan modes read tagged addresses
         self._resolver = resolver
         self._secrets = tuple(secrets)
 
@@ -358,8 +360,7 @@ class EntryReader:
             entry.ServiceTags or (),
             entry.ServiceMeta or None,
             entry.ServiceID,
-            entry.TaggedAddresses,
-            entry.ServiceTaggedAddresses,
+            *(self._tagged(entry.TaggedAddresses, entry.ServiceTaggedAddresses) if self._tagged_needed else _NO_TAGGED),
             None,
         )
 
@@ -380,12 +381,15 @@ class EntryReader:
             shapes = [{"CheckID": check.CheckID, "Notes": check.Notes} for check in checks]
             self._unhealthy(where, position, node, shapes, warnings)
             return None
-        if node_fields is None:
-            node_address = node_tagged = None
-        else:
-            node_address, node_tagged = node_fields.Address, node_fields.TaggedAddresses
+        node_address = node_fields.Address if node_fields is not None else None
+        node_tagged = service_tagged = None
+        if self._tagged_needed:
+            node_tagged, service_tagged = self._tagged(
+                node_fields.TaggedAddresses if node_fields is not None else _decode.ABSENT,
+                service.TaggedAddresses if service is not None else _decode.ABSENT,
+            )
         if service is None:
-            return (node, node_address, None, None, (), None, None, node_tagged, None, healthy)
+            return (node, node_address, None, None, (), None, None, node_tagged, service_tagged, healthy)
         return (
             node,
             node_address,
@@ -395,9 +399,14 @@ class EntryReader:
             service.Meta or None,
             service.ID,
             node_tagged,
-            service.TaggedAddresses,
+            service_tagged,
             healthy,
         )
+
+    @staticmethod
+    def _tagged(node: Any, service: Any) -> tuple[object, object]:
+        """The node's and the service's tagged addresses, decoded from the bytes the typed decoder kept."""
+        return _decode.tagged(node, service=False), _decode.tagged(service, service=True)
 
     def _unhealthy(self, where: str, position: int, node: str | None, checks: Any, warnings: list[str]) -> None:
         """The warning for an entry skipped because a check does not pass although ``?passing`` was asked."""
