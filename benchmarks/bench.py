@@ -218,6 +218,7 @@ def consul_rows(sim: Simulator, sizes: list[int], repeat: int) -> list[dict[str,
         small = size < 100_000  # the unchanged-snapshot plan costs as much as the plan at 100k: skipped there
         times: dict[str, dict[str, list[float]]] = {e: {"floor": [], "plan": [], "warm": []} for e in ENDPOINTS}
         made: dict[str, Any] = {}
+        body: dict[str, int] = {}
         with requests.Session() as session:
             backends = {e: consul_backend(sim.url, passing_only=p) for e, p in ENDPOINTS.items()}
             try:
@@ -228,8 +229,10 @@ def consul_rows(sim: Simulator, sizes: list[int], repeat: int) -> list[dict[str,
                     for endpoint, backend in backends.items():
                         url = sim.url + requests_of[endpoint]
 
-                        def fetch(url: str = url) -> object:
-                            return session.get(url, timeout=300).json()
+                        def fetch(url: str = url, endpoint: str = endpoint, body: dict[str, int] = body) -> object:
+                            response = session.get(url, timeout=300)
+                            body[endpoint] = len(response.content)  # read by .json() anyway
+                            return response.json()
 
                         def plan(
                             backend: Any = backend, endpoint: str = endpoint, made: dict[str, Any] = made
@@ -258,6 +261,8 @@ def consul_rows(sim: Simulator, sizes: list[int], repeat: int) -> list[dict[str,
                     "rules": len(plan_made.egress_rules),
                     "destinations": sum(len(rule.destinations) for rule in plan_made.egress_rules),
                     "repeat": repeat,
+                    "request": requests_of[endpoint],
+                    "body": body[endpoint],
                 }
             )
             del plan_made
@@ -310,24 +315,21 @@ def compaction() -> dict[str, Any]:
     return {"instances": len(instances), "compact": counts[True], "per_instance": counts[False], "shown": shown}
 
 
-def peak_memory(sim: Simulator, size: int) -> list[dict[str, Any]]:
-    """Peak traced memory of one build_plan per endpoint, against the size of the answer's bytes.
+def peak_memory(sim: Simulator, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Peak traced memory of one build_plan per endpoint at the largest size, against the answer's size in bytes.
 
-    The simulator still holds ``size`` instances from :func:`consul_rows`.
-    Everything allocated during ``build_plan`` counts, the response body
-    included.
+    The simulator still holds that many instances from :func:`consul_rows`,
+    whose rows say what the answer weighs. Everything allocated during
+    ``build_plan`` counts, the response body included.
     """
     spec = RegistrySpec.from_url(URL)
-    spec_requests = {}
+    size = max(row["instances"] for row in rows)
     results = []
-    for endpoint, passing_only in ENDPOINTS.items():
+    for row in rows:
+        if row["instances"] != size:
+            continue
         plan_module._compose.cache_clear()
-        with consul_backend(sim.url, passing_only=passing_only) as backend:
-            build_plan(spec, backend)  # learn the request (and warm the simulator), untimed and untraced
-            spec_requests[endpoint] = floor_request(sim)
-            plan_module._compose.cache_clear()
-            with requests.Session() as session:
-                body = len(session.get(sim.url + spec_requests[endpoint], timeout=300).content)
+        with consul_backend(sim.url, passing_only=ENDPOINTS[row["endpoint"]]) as backend:
             gc.collect()
             tracemalloc.start()
             try:
@@ -338,7 +340,9 @@ def peak_memory(sim: Simulator, size: int) -> list[dict[str, Any]]:
             assert len(plan.instances) == size
             del plan
         plan_module._compose.cache_clear()
-        results.append({"instances": size, "endpoint": endpoint, "peak": peak, "retained": current, "body": body})
+        results.append(
+            {"instances": size, "endpoint": row["endpoint"], "peak": peak, "retained": current, "body": row["body"]}
+        )
     return results
 
 
@@ -454,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     with Simulator() as sim:
         results["consul"] = consul_rows(sim, sizes, repeat)
         progress(start, "consul rows")
-        results["memory"] = peak_memory(sim, sizes[-1])
+        results["memory"] = peak_memory(sim, results["consul"])
         progress(start, "peak memory")
         results["steady"] = steady_state(sim, 0.3 if args.quick else 2.0)
         progress(start, "steady state")
