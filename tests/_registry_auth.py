@@ -47,11 +47,13 @@ __all__ = [
     "Pushed",
     "Pusher",
     "TokenIssuer",
+    "config_text",
     "htpasswd_registry",
     "push_image",
     "push_index",
     "replica_pair",
     "run_registry",
+    "serve_token_issuer",
     "token_issuer",
     "token_registry",
     "write_htpasswd",
@@ -109,6 +111,18 @@ def _config_text(
             f"    rootcertbundle: {bundle}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def config_text(
+    root: Path,
+    port: int,
+    *,
+    htpasswd: Path | None = None,
+    token: tuple[str, Path] | None = None,
+    host: str = "127.0.0.1",
+) -> str:
+    """The configuration :func:`run_registry` writes, for a registry a test starts elsewhere (in a sandbox)."""
+    return _config_text(root, port, htpasswd=htpasswd, token=token, host=host)
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int, log_path: Path) -> None:
@@ -316,6 +330,21 @@ def token_issuer(directory: Path, *, tls: tuple[Path, Path] | None = None) -> It
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def serve_token_issuer(directory: str, host: str, port: int) -> None:
+    """Run a :class:`TokenIssuer` on ``host:port`` until stopped, in a process of its own.
+
+    For a registry in another network namespace (the dockerd tests): the test
+    starts ``python -c`` with this inside the namespace and stops it by its
+    PID. The signing certificate (the registry's ``rootcertbundle``) is
+    written to ``directory/token-signer.pem`` before the port is opened, so a
+    test that waits for the port may then start the registry.
+    """
+    issuer = TokenIssuer(Path(directory))
+    issuer.make_key()
+    server = http.server.ThreadingHTTPServer((host, port), _issuer_handler(issuer))
+    server.serve_forever()
 
 
 # -- pushing images by hand ----------------------------------------------------------------------------------

@@ -694,13 +694,24 @@ def test_filter_reaches_consul(sim: ConsulSimulator) -> None:
 
 
 def test_stale_reads_work_without_a_leader(sim: ConsulSimulator) -> None:
+    """Consul holds a default read for rpc_hold_timeout (7 s), then answers 500: the default timeout (10 s) sees it."""
     sim.register("r", "10.0.0.1", port=80)
     sim.known_leader = False
-    with pytest.raises(DiscoveryUnavailable, match="No cluster leader"):
+    with pytest.raises(DiscoveryUnavailable, match="No cluster leader") as caught:
         backend(sim).discover(ServiceQuery("r"))
+    assert "consistency='stale'" in str(caught.value)
     found = backend(sim, consistency="stale").discover(ServiceQuery("r"))
     assert ips(found) == ["10.0.0.1"]
     assert any("no known leader" in warning for warning in found.warnings)
+
+
+def test_a_timeout_while_consul_waits_for_a_leader_says_so() -> None:
+    with ConsulSimulator(rpc_hold_timeout=30) as sim:
+        sim.register("r", "10.0.0.1", port=80)
+        sim.known_leader = False
+        with pytest.raises(DiscoveryUnavailable, match=r"no answer within 0\.5s; the cluster may have no leader"):
+            backend(sim, timeout=0.5).discover(ServiceQuery("r"))
+        assert ips(backend(sim, timeout=0.5, consistency="stale").discover(ServiceQuery("r"))) == ["10.0.0.1"]
 
 
 # -- errors -----------------------------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import ipaddress
 import json
 import runpy
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from registry_config.testing.consul import ConsulSimulator
 
 SEED_URL = "http://docker_registry.service.dc1.consul:8080"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "seed_consul.py"
+PAYLOADS = Path(__file__).parent / "data" / "consul"
 
 
 @pytest.fixture
@@ -117,3 +120,58 @@ def test_seed_scenario_through_the_plan_command(
     assert status == 4  # the anonymous token sees nothing: no instance left
     assert "no registry instance found" in captured.err
     assert secret not in captured.out + captured.err
+
+
+@pytest.fixture
+def live_agent() -> Iterator[str]:
+    """A loopback server answering what a running agent answered (``data/consul/*-live.json``), verbatim."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            name = "health-service-live.json" if self.path.startswith("/v1/health/") else "catalog-service-live.json"
+            body = json.dumps(json.loads((PAYLOADS / name).read_text()), separators=(",", ":")).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Consul-Index", "80")
+            self.send_header("X-Consul-KnownLeader", "true")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    ("passing_only", "address", "expected"),
+    [
+        # cell-2's node is in maintenance: the health endpoint's answer keeps it out.
+        (True, "service", ["10.244.2.6:8080"]),
+        # The catalog knows nothing of health: cell-2 (port 0) gets the URL's port.
+        (False, "service", ["10.244.0.22:8080", "10.244.2.6:8080"]),
+        # cell-1's WAN address is public: found, and refused by the default egress guard.
+        (False, "wan", ["10.244.0.22:8080"]),
+    ],
+)
+def test_seed_scenario_against_a_live_agents_answer(
+    live_agent: str, passing_only: bool, address: str, expected: list[str]
+) -> None:
+    spec = RegistrySpec.from_url(SEED_URL)
+    with ConsulBackend(live_agent, passing_only=passing_only, address=address) as backend:
+        plan = build_plan(spec, backend)
+    assert [instance.endpoint for instance in plan.instances] == expected
+    assert plan.builder_args[3].split(",") == [*expected, "docker_registry.service.dc1.consul:8080"]
+    pairs = {(str(i.address), i.port) for i in plan.instances}
+    assert all(any(rule.allows(ip, port) for rule in plan.egress_rules) for ip, port in pairs)
+    assert not any(rule.allows("10.244.0.21", 8080) for rule in plan.egress_rules)  # cell-1's node, not its service
+    assert [r.instance.endpoint for r in plan.rejected] == (["198.18.0.6:443"] if address == "wan" else [])

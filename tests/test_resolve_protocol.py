@@ -375,7 +375,8 @@ def test_bad_arguments_fail_before_any_request(tmp_path: Path) -> None:
         resolve_image(url, "App:1")
     with pytest.raises(InvalidImageReference, match="names the registry 'localhost'"):
         resolve_image(url, "localhost/app:1")
-    empty = build_plan(RegistrySpec.from_url(url), StaticBackend([]), allow_empty=True)
+    with pytest.warns(RegistryConfigWarning, match="holds only the registry URL's own address"):
+        empty = build_plan(RegistrySpec.from_url(url), StaticBackend([]), allow_empty=True)  # 127.0.0.1: refused
     with pytest.raises(ProbeError, match="no instance to ask"):
         resolve_image(empty, "app:1")
 
