@@ -1212,13 +1212,14 @@ def test_from_url_options(sim: ConsulSimulator, tmp_path: Path) -> None:
     url = (
         f"consul://127.0.0.1:{sim.port}?dc=dc2&passing=false&consistency=stale&cached=true&timeout=2.5"
         f"&address=wan_ipv4&filter=ServiceTags+contains+%22x%22&token_file={token_file}&verify=false"
-        "&max_response_bytes=1048576"
+        "&max_response_bytes=1048576&watch_wait=1.5&watch_min_interval=0.5"
     )
     made = ConsulBackend.from_url(url)
     assert made.url == sim.url
     assert (made.datacenter, made.passing_only, made.consistency, made.cached) == ("dc2", False, "stale", True)
     assert (made.timeout, made.address, made.filter) == (2.5, "wan_ipv4", 'ServiceTags contains "x"')
     assert made.max_response_bytes == 1048576
+    assert (made.watch_wait, made.watch_min_interval) == (1.5, 0.5)
     assert made.has_token
     assert not _leaks(repr(made))
     sim.add_token(TOKEN, name="from-file")
@@ -1260,6 +1261,8 @@ def test_from_url_refuses_a_token_in_the_url() -> None:
         ("consul://127.0.0.1:8500?passing=maybe", "passing"),
         ("consul://127.0.0.1:8500?timeout=soon", "timeout"),
         ("consul://127.0.0.1:8500?max_response_bytes=lots", "max_response_bytes"),
+        ("consul://127.0.0.1:8500?watch_wait=601", "watch_wait"),
+        ("consul://127.0.0.1:8500?watch_min_interval=soon", "watch_min_interval"),
         ("consul://127.0.0.1:8500?cached=1&consistency=consistent", "cached=True with consistency"),
         ("consul://127.0.0.1:8500/v1", "path"),
         ("consul://127.0.0.1:8500?key=k.pem", "cert"),

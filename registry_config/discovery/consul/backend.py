@@ -133,46 +133,57 @@ class ConsulBackend(BackendBase):
 
     @property
     def datacenter(self) -> str | None:
+        """The datacenter asked, overriding the query's (``None``: the query's, else the agent's)."""
         return self._settings.datacenter
 
     @property
     def passing_only(self) -> bool:
+        """Whether the health endpoint is asked with ``?passing`` (else the catalog)."""
         return self._settings.passing_only
 
     @property
     def consistency(self) -> str:
+        """``"default"``, ``"stale"`` or ``"consistent"``."""
         return self._settings.consistency
 
     @property
     def cached(self) -> bool:
+        """Whether the agent's cache answers (``?cached``)."""
         return self._settings.cached
 
     @property
     def timeout(self) -> float:
+        """Seconds a request may take (a blocking query adds its wait and Consul's jitter)."""
         return float(self._settings.timeout)
 
     @property
     def max_response_bytes(self) -> int:
+        """The largest answer read, in bytes."""
         return self._settings.max_response_bytes
 
     @property
     def address(self) -> str:
+        """Which address an instance gets (see the class docstring)."""
         return self._settings.address
 
     @property
     def filter(self) -> str | None:
+        """The Consul filter expression sent, if any."""
         return self._settings.filter
 
     @property
     def watch_wait(self) -> float:
+        """The ``wait`` of a watch's blocking queries, in seconds."""
         return float(self._settings.watch_wait)
 
     @property
     def watch_min_interval(self) -> float:
+        """Under churn, the seconds between two queries of a watch once its burst is spent."""
         return float(self._settings.watch_min_interval)
 
     @property
     def watch_burst(self) -> int:
+        """How many queries a watch may make at once before it is paced."""
         return self._settings.watch_burst
 
     def __repr__(self) -> str:
@@ -208,10 +219,11 @@ class ConsulBackend(BackendBase):
         ``cached``, ``timeout`` (seconds), ``max_response_bytes``, ``address``,
         ``filter``, ``token_file`` (a file holding the ACL token), ``verify``
         (true, false or a CA bundle path), ``cert`` and ``key`` (client
-        certificate). ``consul://`` without a host means ``CONSUL_HTTP_ADDR``,
-        else the local agent. A token is never accepted in the URL itself,
-        which shows in process lists, shell history and logs: use
-        ``token_file`` or ``CONSUL_HTTP_TOKEN``.
+        certificate), ``watch_wait`` and ``watch_min_interval`` (seconds).
+        ``consul://`` without a host means ``CONSUL_HTTP_ADDR``, else the
+        local agent. A token is never accepted in the URL itself, which shows
+        in process lists, shell history and logs: use ``token_file`` or
+        ``CONSUL_HTTP_TOKEN``.
         """
         agent, kwargs = agent_from_url(url)
         return cls(agent, resolver=resolver, **kwargs)

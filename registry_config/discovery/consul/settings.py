@@ -75,6 +75,8 @@ _URL_KEYS = (
     "timeout",
     "token_file",
     "verify",
+    "watch_min_interval",
+    "watch_wait",
 )
 
 
@@ -393,6 +395,9 @@ def agent_from_url(url: str) -> tuple[str | None, dict[str, Any]]:
         kwargs["filter"] = seen["filter"] or None
     if "timeout" in seen:
         kwargs["timeout"] = _number(seen["timeout"], "timeout", float)
+    for key in ("watch_wait", "watch_min_interval"):
+        if key in seen:
+            kwargs[key] = _number(seen[key], key, float)
     if "max_response_bytes" in seen:
         kwargs["max_response_bytes"] = _number(seen["max_response_bytes"], "max_response_bytes", int)
     if "verify" in seen:
