@@ -30,6 +30,11 @@ from typing import Any, NoReturn
 from ...errors import DiscoveryAuthError, DiscoveryProtocolError, DiscoveryQueryError, DiscoveryUnavailable
 from ...redact import quote
 
+try:  # the typed decoder (msgspec, extra "consul"); without it every answer takes the generic path
+    from .decode import decode_typed
+except ImportError:  # pragma: no cover (msgspec is in the consul extra)
+    decode_typed = None  # type: ignore[assignment]
+
 __all__ = ["decode_entries", "echo", "parse_index", "raise_for_status"]
 
 _INDEX = re.compile(r"[0-9]{1,20}\Z")
@@ -70,7 +75,18 @@ def parse_index(value: str | None, where: str, secrets: Sequence[str]) -> int | 
 
 
 def decode_entries(body: str | bytes, where: str, secrets: Sequence[str]) -> list[Any]:
-    """The JSON list of entries a body holds; a body that is not one is :class:`DiscoveryProtocolError`."""
+    """The JSON list of entries a body holds; a body that is not one is :class:`DiscoveryProtocolError`.
+
+    A well-formed answer is decoded by the typed decoder (:mod:`.decode`)
+    straight into the few fields the reader uses; any answer it refuses (one
+    hostile entry, a body that is not a JSON list...) is decoded again here
+    by :func:`json.loads`, and the reader's per-entry checks skip only what
+    is wrong, with the same warnings and errors as ever.
+    """
+    if decode_typed is not None:
+        entries = decode_typed(body)
+        if entries is not None:
+            return entries
     try:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; RecursionError: deep nesting

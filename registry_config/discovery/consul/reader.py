@@ -35,12 +35,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, TypeAlias
 
 from ...address import bad_character, is_hostname, parse_ip
 from ...redact import quote
 from ...resolver import Resolver, resolve
 from ..model import ServiceInstance, ServiceQuery
+
+try:  # the typed decoder's shapes (msgspec, extra "consul"); without it every answer takes the generic path
+    from . import decode as _decode
+except ImportError:  # pragma: no cover (msgspec is in the consul extra)
+    _decode = None  # type: ignore[assignment]
 
 __all__ = ["EntryReader", "pick_address"]
 
@@ -54,6 +59,7 @@ _TAGGED_KEYS = {
     "lan_ipv6": ("lan_ipv6",),
     "wan_ipv6": ("wan_ipv6",),
 }
+_NO_TAGGED = (None, None)
 _NODE_MAINTENANCE = "_node_maintenance"
 _SERVICE_MAINTENANCE = "_service_maintenance:"
 
@@ -88,12 +94,18 @@ def pick_address(
     if isinstance(service_tagged, dict):
         for key in keys:
             item = service_tagged.get(key)
-            if not isinstance(item, dict):
+            if isinstance(item, dict):
+                address = _text(item.get("Address")) or _text(item.get("address"))
+                if address is None:
+                    continue
+                tagged_port = item["Port"] if "Port" in item else item.get("port")
+            elif _decode is not None and type(item) is _decode.TaggedAddress:  # the typed decoder's
+                address = _text(item.Address) or _text(item.address)
+                if address is None:
+                    continue
+                tagged_port = item.port if item.Port is _decode.UNSET else item.Port
+            else:
                 continue
-            address = _text(item.get("Address")) or _text(item.get("address"))
-            if address is None:
-                continue
-            tagged_port = item["Port"] if "Port" in item else item.get("port")
             if tagged_port is None or (type(tagged_port) is int and tagged_port == 0):
                 tagged_port = port
             return address, tagged_port, None
@@ -112,6 +124,27 @@ def pick_address(
     if own is not None:
         return own, port, f"no {mode} tagged address; used the service address"
     return node_address, port, f"no {mode} tagged address; used the node address"
+
+
+# What the readers of one entry return (see EntryReader.read).
+_Fields: TypeAlias = (
+    "tuple[str | None, object, object, object, tuple[str, ...], dict[str, str] | None, str | None, object, object, "
+    "bool | None]"
+)
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    """A JSON list's text items (anything else: no tags)."""
+    if not value or not isinstance(value, list):
+        return ()
+    return tuple(tag for tag in value if isinstance(tag, str))
+
+
+def _meta(value: object) -> dict[str, str] | None:
+    """A JSON object's text values under text keys, as a fresh dict; ``None`` when there is none."""
+    if not isinstance(value, dict) or not value:
+        return None
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _maintenance(checks: list[Any]) -> tuple[str, object] | None:
@@ -147,6 +180,7 @@ class EntryReader:
     ) -> None:
         self.address = address
         self.passing_only = passing_only
+        self._tagged_needed = address not in ("service", "node")  # only the lan/wan modes read tagged addresses
         self._resolver = resolver
         self._secrets = tuple(secrets)
 
@@ -167,14 +201,23 @@ class EntryReader:
     ) -> list[ServiceInstance]:
         """The instances of every entry, in order; each entry skipped says why in ``warnings``.
 
-        Each entry is let go of once read (``data`` is the reader's own, from
-        ``json.loads``): the decoded answer is the bulk of what the garbage
-        collector scans, and freeing it while the instances are made keeps
-        the collector from running over it again and again.
+        ``data`` is what :func:`~.answers.decode_entries` returned: the typed
+        decoder's :class:`~.decode.Entry` values, or, when an answer did not
+        fit them, the generic decoder's dicts, each checked here field by
+        field. Both are read by the same rules into the same instances.
+
+        Each entry is let go of once read (``data`` is the reader's own): the
+        decoded answer is the bulk of what the garbage collector scans, and
+        freeing it while the instances are made keeps the collector from
+        running over it again and again.
         """
+        typed = bool(data) and _decode is not None and type(data[0]) is _decode.Entry
+        if typed:
+            fields = self._typed_health if health else self._typed_catalog
+        else:
+            fields = self._health if health else self._catalog
         instances: list[ServiceInstance] = []
         append = instances.append
-        passing_only = self.passing_only
         mode = self.address
         by_service_address = mode == "service"
         port_or_default = query.port_or_default
@@ -183,50 +226,12 @@ class EntryReader:
         ipv4 = IPv4Address
         for position, entry in enumerate(data):
             data[position] = None
-            if not isinstance(entry, dict):
-                warnings.append(f"{where}, entry #{position}: not a JSON object ({self.shown(entry)}); skipped")
+            found = fields(entry, position, where, warnings)
+            if found is None:
                 continue
-            healthy: bool | None = None
-            if health:  # {"Node": {...}, "Service": {...}, "Checks": [...]}
-                found = entry.get("Node")
-                node_fields: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
-                found = entry.get("Service")
-                service: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
-                node_value = node_fields.get("Node")
-                node_address = node_fields.get("Address")
-                service_address = service.get("Address")
-                port = service.get("Port")  # absent when 0 (omitempty)
-                tags_value = service.get("Tags")
-                meta_value = service.get("Meta")
-                sid = service.get("ID")
-                checks = entry.get("Checks")
-                if isinstance(checks, list):
-                    healthy = True
-                    for check in checks:
-                        if not isinstance(check, dict) or check.get("Status") != "passing":
-                            healthy = False
-                            break
-                if passing_only and healthy is False:
-                    assert isinstance(checks, list)
-                    label = self._label(where, position, node_value if isinstance(node_value, str) else None)
-                    maintenance = _maintenance(checks)
-                    if maintenance is None:
-                        why = "a check is not passing although ?passing was asked"
-                    else:
-                        what, notes = maintenance
-                        why = f"{what} ({self.shown(notes)})" if isinstance(notes, str) and notes else what
-                    warnings.append(f"{label}: {why}; skipped")
-                    continue
-            else:  # the catalog's flat entry
-                get = entry.get
-                node_value = get("Node")
-                node_address = get("Address")
-                service_address = get("ServiceAddress")
-                port = get("ServicePort")
-                tags_value = get("ServiceTags")
-                meta_value = get("ServiceMeta")
-                sid = get("ServiceID")
-            node = node_value if isinstance(node_value, str) else None
+            node, node_address, service_address, port, tags, meta, service_id, node_tagged, service_tagged, healthy = (
+                found
+            )
             if port is None:
                 port = 0
             if by_service_address:
@@ -234,10 +239,6 @@ class EntryReader:
                     service_address if isinstance(service_address, str) and service_address else node_address
                 )
             else:
-                if health:
-                    node_tagged, service_tagged = node_fields.get("TaggedAddresses"), service.get("TaggedAddresses")
-                else:
-                    node_tagged, service_tagged = entry.get("TaggedAddresses"), entry.get("ServiceTaggedAddresses")
                 address, port, note = pick_address(
                     mode, node_address, service_address, node_tagged, service_tagged, port
                 )
@@ -265,28 +266,16 @@ class EntryReader:
             ips = (ip,) if ip is not None else self.addresses(address, self._label(where, position, node), warnings)
             if not ips:
                 continue
-            if not tags_value:
-                tags: tuple[str, ...] = ()
-            elif isinstance(tags_value, list):
-                tags = tuple(tag for tag in tags_value if isinstance(tag, str))
-            else:
-                tags = ()
-            meta = (
-                {k: v for k, v in meta_value.items() if isinstance(k, str) and isinstance(v, str)}
-                if isinstance(meta_value, dict) and meta_value
-                else None
-            )
-            service_id = sid if isinstance(sid, str) else None
-            for found in ips:
-                if type(found) is ipv4:  # checked: a plain IPv4 object; the port is in 1..65535
+            for one in ips:
+                if type(one) is ipv4:  # checked: a plain IPv4 object; the port is in 1..65535
                     # An IPv4 text that parsed is canonical (ipaddress and parse_ip accept no other form): it is
-                    # what str(found) writes, so the endpoint comes for free.
-                    endpoint = f"{address}:{chosen_port}" if found is ip else None
-                    append(trusted(found, chosen_port, node, service_id, tags, meta, healthy, endpoint))
+                    # what str(one) writes, so the endpoint comes for free.
+                    endpoint = f"{address}:{chosen_port}" if one is ip else None
+                    append(trusted(one, chosen_port, node, service_id, tags, meta, healthy, endpoint))
                 else:  # IPv6 (maybe IPv4-mapped) and whatever a resolver returned: the converters decide
                     append(
                         ServiceInstance(
-                            found,
+                            one,
                             chosen_port,
                             node=node,
                             service_id=service_id,
@@ -296,6 +285,139 @@ class EntryReader:
                         )
                     )
         return instances
+
+    # Each of the four readers below takes one entry to the same ten values: node (text or None), node address,
+    # service address, port (raw: checked by read), tags (a tuple of text), meta (a fresh dict of text, or None),
+    # service id (text or None), node and service tagged addresses (raw: pick_address checks them) and the health
+    # verdict; or None when the entry is skipped, with the warning said. The generic ones check every field's
+    # type; the typed ones read values whose types msgspec has already checked.
+
+    def _catalog(self, entry: Any, position: int, where: str, warnings: list[str]) -> _Fields | None:
+        """The catalog's flat entry, as ``json.loads`` made it."""
+        if not isinstance(entry, dict):
+            warnings.append(f"{where}, entry #{position}: not a JSON object ({self.shown(entry)}); skipped")
+            return None
+        get = entry.get
+        node = get("Node")
+        sid = get("ServiceID")
+        return (
+            node if isinstance(node, str) else None,
+            get("Address"),
+            get("ServiceAddress"),
+            get("ServicePort"),
+            _tags(get("ServiceTags")),
+            _meta(get("ServiceMeta")),
+            sid if isinstance(sid, str) else None,
+            get("TaggedAddresses"),
+            get("ServiceTaggedAddresses"),
+            None,
+        )
+
+    def _health(self, entry: Any, position: int, where: str, warnings: list[str]) -> _Fields | None:
+        """The health endpoint's ``{"Node": {...}, "Service": {...}, "Checks": [...]}``, as ``json.loads`` made it."""
+        if not isinstance(entry, dict):
+            warnings.append(f"{where}, entry #{position}: not a JSON object ({self.shown(entry)}); skipped")
+            return None
+        found = entry.get("Node")
+        node_fields: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
+        found = entry.get("Service")
+        service: dict[str, Any] = found if isinstance(found, dict) else _EMPTY
+        node = node_fields.get("Node")
+        node = node if isinstance(node, str) else None
+        checks = entry.get("Checks")
+        healthy: bool | None = None
+        if isinstance(checks, list):
+            healthy = True
+            for check in checks:
+                if not isinstance(check, dict) or check.get("Status") != "passing":
+                    healthy = False
+                    break
+        if self.passing_only and healthy is False:
+            self._unhealthy(where, position, node, checks, warnings)
+            return None
+        sid = service.get("ID")
+        return (
+            node,
+            node_fields.get("Address"),
+            service.get("Address"),
+            service.get("Port"),  # absent when 0 (omitempty)
+            _tags(service.get("Tags")),
+            _meta(service.get("Meta")),
+            sid if isinstance(sid, str) else None,
+            node_fields.get("TaggedAddresses"),
+            service.get("TaggedAddresses"),
+            healthy,
+        )
+
+    def _typed_catalog(self, entry: Any, position: int, where: str, warnings: list[str]) -> _Fields | None:
+        """The catalog's entry as the typed decoder made it (``Node`` an object is, as above, no node name)."""
+        node = entry.Node
+        return (
+            node if type(node) is str else None,
+            entry.Address,
+            entry.ServiceAddress,
+            entry.ServicePort,
+            entry.ServiceTags or (),
+            entry.ServiceMeta or None,
+            entry.ServiceID,
+            *(self._tagged(entry.TaggedAddresses, entry.ServiceTaggedAddresses) if self._tagged_needed else _NO_TAGGED),
+            None,
+        )
+
+    def _typed_health(self, entry: Any, position: int, where: str, warnings: list[str]) -> _Fields | None:
+        """The health endpoint's entry as the typed decoder made it (``Node`` a string is, as above, no node)."""
+        node_fields = entry.Node if type(entry.Node) is not str else None
+        service = entry.Service
+        checks = entry.Checks
+        healthy: bool | None = None
+        if checks is not None:
+            healthy = True
+            for check in checks:
+                if check.Status != "passing":
+                    healthy = False
+                    break
+        node = node_fields.Node if node_fields is not None else None
+        if self.passing_only and healthy is False:
+            shapes = [{"CheckID": check.CheckID, "Notes": check.Notes} for check in checks]
+            self._unhealthy(where, position, node, shapes, warnings)
+            return None
+        node_address = node_fields.Address if node_fields is not None else None
+        node_tagged = service_tagged = None
+        if self._tagged_needed:
+            node_tagged, service_tagged = self._tagged(
+                node_fields.TaggedAddresses if node_fields is not None else _decode.ABSENT,
+                service.TaggedAddresses if service is not None else _decode.ABSENT,
+            )
+        if service is None:
+            return (node, node_address, None, None, (), None, None, node_tagged, service_tagged, healthy)
+        return (
+            node,
+            node_address,
+            service.Address,
+            service.Port,
+            service.Tags or (),
+            service.Meta or None,
+            service.ID,
+            node_tagged,
+            service_tagged,
+            healthy,
+        )
+
+    @staticmethod
+    def _tagged(node: Any, service: Any) -> tuple[object, object]:
+        """The node's and the service's tagged addresses, decoded from the bytes the typed decoder kept."""
+        return _decode.tagged(node, service=False), _decode.tagged(service, service=True)
+
+    def _unhealthy(self, where: str, position: int, node: str | None, checks: Any, warnings: list[str]) -> None:
+        """The warning for an entry skipped because a check does not pass although ``?passing`` was asked."""
+        label = self._label(where, position, node)
+        maintenance = _maintenance(checks)
+        if maintenance is None:
+            why = "a check is not passing although ?passing was asked"
+        else:
+            what, notes = maintenance
+            why = f"{what} ({self.shown(notes)})" if isinstance(notes, str) and notes else what
+        warnings.append(f"{label}: {why}; skipped")
 
     def addresses(self, text: str, label: str, warnings: list[str]) -> tuple[Any, ...]:
         """The IPs an address text stands for: itself if an IP literal, else what the resolver says."""
