@@ -18,7 +18,7 @@ from typing_extensions import Self
 from ..errors import DiscoveryError
 from .model import Discovery, ServiceQuery
 
-__all__ = ["BackendBase", "DiscoveryBackend", "StopSignal", "poll_watch"]
+__all__ = ["BackendBase", "DiscoveryBackend", "NeverStop", "StopSignal", "poll_watch"]
 
 log = logging.getLogger("registry_config.discovery")
 
@@ -57,8 +57,8 @@ class DiscoveryBackend(Protocol):
     ) -> None: ...
 
 
-class _NeverStop:
-    """A stop signal that is never set; waiting on it just sleeps."""
+class NeverStop:
+    """A stop signal that is never set; waiting on it just sleeps (what a watch uses when given no ``stop``)."""
 
     def __init__(self) -> None:
         import threading
@@ -87,7 +87,7 @@ def poll_watch(
     ``max_backoff`` seconds, so a brief outage does not end the watch.
     ``interval`` may be a function of the last snapshot (DNS uses the TTL).
     """
-    signal: StopSignal = stop if stop is not None else _NeverStop()
+    signal: StopSignal = stop if stop is not None else NeverStop()
     if signal.is_set():
         return
     last = discover(query)

@@ -22,30 +22,16 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 from ...errors import DiscoveryError, DiscoveryQueryError
-from ..backend import StopSignal
+from ..backend import NeverStop, StopSignal
 from ..model import Discovery, ServiceQuery
 
 __all__ = ["TokenBucket", "watch_service"]
 
 log = logging.getLogger("registry_config.discovery.consul")
-
-
-class Never:
-    """A stop signal that is never set."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def is_set(self) -> bool:
-        return False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._event.wait(timeout)
 
 
 class TokenBucket:
@@ -105,7 +91,7 @@ def watch_service(
     seconds) instead of the token bucket. An
     error that the stop signal caused ends the watch quietly.
     """
-    signal: StopSignal = stop if stop is not None else Never()
+    signal: StopSignal = stop if stop is not None else NeverStop()
     bucket = TokenBucket(burst, interval)
     if not bucket.take(signal):
         return
