@@ -26,6 +26,7 @@ answers a test writes itself: hostile records, garbage, silence.
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import os
 import pwd
@@ -275,6 +276,36 @@ def dnsmasq(records: Records, **options: object) -> Iterator[Dnsmasq]:
 Handler = Callable[[dns.message.Message], "bytes | dns.message.Message | None"]
 
 
+def _bind_pair(host: str, *, tcp: bool) -> tuple[socket.socket, socket.socket | None]:
+    """A UDP socket on a free port and, with ``tcp``, a listening TCP socket on the same port number.
+
+    The kernel picks the UDP port; the same number may be taken for TCP by
+    someone else, so a clash closes both sockets and tries another port
+    (nothing is left open for the garbage collector to find).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            udp.bind((host, 0))
+            if not tcp:
+                return udp, None
+            stream = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                stream.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                stream.bind((host, udp.getsockname()[1]))
+                stream.listen(8)
+            except OSError:
+                stream.close()
+                raise
+            return udp, stream
+        except OSError as exc:
+            udp.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no port free for both UDP and TCP on {host} after 50 tries")
+
+
 class FakeNameserver:
     """A loopback DNS server that answers what ``handler`` returns (``None``: stays silent).
 
@@ -291,16 +322,8 @@ class FakeNameserver:
         self.tcp_handler = tcp_handler or handler
         self.errors: list[BaseException] = []
         self.host = host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.udp = socket.socket(family, socket.SOCK_DGRAM)
-        self.udp.bind((host, 0))
+        self.udp, self.tcp = _bind_pair(host, tcp=tcp)
         self.port: int = self.udp.getsockname()[1]
-        self.tcp: socket.socket | None = None
-        if tcp:
-            self.tcp = socket.socket(family, socket.SOCK_STREAM)
-            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.tcp.bind((host, self.port))
-            self.tcp.listen(8)
         self.queries: list[tuple[str, str, str]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._serve_udp, daemon=True)]
