@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from _integration import unavailable
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -299,7 +300,7 @@ def test_garbled_http_is_a_typed_error() -> None:
 
 def test_ipv6_loopback_origin() -> None:
     if not socket.has_ipv6:
-        pytest.skip("no IPv6")  # pragma: no cover
+        unavailable("this machine has no IPv6 loopback")  # pragma: no cover
     with serve(ok_handler(), host="::1") as port:
         client = HttpClient(f"http://[::1]:{port}")
         assert client.request("GET", "/").status == 200
