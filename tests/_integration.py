@@ -45,6 +45,18 @@ def need_program(name: str, *, package: str, candidates: tuple[str, ...] = ()) -
     unavailable(f"{name} is not installed (apt-get install -y {package})")
 
 
+def child_pytest_env(**extra: str) -> dict[str, str]:
+    """The environment for a pytest run in a subprocess: this one's, less the options meant for this run.
+
+    ``PYTEST_ADDOPTS`` (CI deselects the container clients' tests with
+    ``-m 'not clients'`` on some Pythons) names markers the child's project
+    does not know, which its ``--strict-markers`` refuses.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_ADDOPTS"}
+    env.update(extra)
+    return env
+
+
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
     """A port nobody listens on right now, on loopback."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 import broken_backends as broken
 import pytest
+from _integration import child_pytest_env
 
 from registry_config.address import IPAddress
 from registry_config.discovery.backend import DiscoveryBackend
@@ -270,7 +270,7 @@ def test_the_suite_collects_no_declared_hook_check(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", "test_declared.py"],
         cwd=tmp_path,
-        env={**os.environ, conformance.REQUIRE_VARIABLE: "1"},
+        env=child_pytest_env(**{conformance.REQUIRE_VARIABLE: "1"}),
         capture_output=True,
         text=True,
         timeout=300,

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _integration import unavailable
+from _integration import child_pytest_env, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -138,6 +138,7 @@ def test_the_custom_backend_howto_passes_the_conformance_suite() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inventory_backend.py"],
         cwd=DOCS / "howto",
+        env=child_pytest_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

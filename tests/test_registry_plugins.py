@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _integration import need_module, unavailable
+from _integration import child_pytest_env, need_module, unavailable
 
 from registry_config.discovery.model import ServiceQuery
 from registry_config.discovery.registry import BackendRegistry
@@ -96,7 +96,7 @@ def test_not_installed_means_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_it_passes_the_conformance_suite(installed: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(installed), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = child_pytest_env(PYTHONPATH=str(installed), PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", "pyproject.toml", "--rootdir", "."],
         cwd=EXAMPLE,
