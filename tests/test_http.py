@@ -202,6 +202,38 @@ def test_an_endless_answer_is_refused_at_the_ceiling_with_bounded_memory() -> No
     assert peak < 4 * limit
 
 
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_large_body_is_held_once_while_it_is_read(framing: str) -> None:
+    """A body read in chunks and joined at the end is held twice at the join: a 100k-instance Consul answer then
+    cost two answers' worth of memory before decoding began. Whatever the framing (Consul sends large answers
+    chunked), the peak stays near one copy, and the body is a plain ``bytes``."""
+    size = 8 * 1024 * 1024
+    body = bytes(range(256)) * (size // 256)
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (size, body)  # made before memory is traced
+
+    def handle(conn: socket.socket) -> None:
+        _read_request(conn)
+        if framing == "chunked":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for start in range(0, size, 100_000):
+                piece = body[start : start + 100_000]
+                conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            conn.sendall(b"0\r\n\r\n")
+        else:
+            conn.sendall(whole)
+
+    with serve(handle) as port, HttpClient(f"http://127.0.0.1:{port}") as client:
+        tracemalloc.start()
+        try:
+            answer = client.request("GET", "/")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert type(answer.body) is bytes
+    assert answer.body == body
+    assert peak < 1.5 * size
+
+
 def test_an_announced_oversized_answer_is_refused_before_reading() -> None:
     def handle(conn: socket.socket) -> None:
         _read_request(conn)

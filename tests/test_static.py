@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 import socket
 
 import attrs
@@ -267,3 +268,38 @@ def test_the_endpoint_text_is_kept_but_is_no_field() -> None:
     assert attrs.evolve(instance, port=81).endpoint == "10.0.0.1:81"
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         instance._endpoint_text = "10.6.6.6:80"  # type: ignore[attr-defined]
+
+
+# -- a snapshot's hash: what equal snapshots share, cheap at any size ----------------------------------------------
+
+
+@given(
+    pairs=st.lists(st.tuples(st.ip_addresses(), st.integers(1, 65535)), max_size=12, unique=True),
+    order=st.randoms(use_true_random=False),
+    index=st.none() | st.integers(0, 2**64 - 1),
+)
+def test_equal_snapshots_hash_equal_whatever_order_their_instances_came_in(
+    pairs: list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]], order: random.Random, index: int | None
+) -> None:
+    """The plan's composition cache finds a snapshot by its hash: two equal snapshots must hash equal, however
+    their instances were listed (the hash reads only some of them, so it must read them after sorting)."""
+    instances = [ServiceInstance(address, port) for address, port in pairs]
+    shuffled = list(instances)
+    order.shuffle(shuffled)
+    first = Discovery(QUERY, instances, source="s", index=index, warnings=["w"])
+    second = Discovery(QUERY, shuffled + instances[:1], source="s", index=index, warnings=["w"])
+    assert first == second
+    assert hash(first) == hash(second)
+    assert {first: "plan"}[second] == "plan"
+
+
+def test_snapshots_that_differ_only_inside_stay_unequal_under_one_hash() -> None:
+    """The hash reads the count and the two ends; a snapshot that differs in the middle may share it, and
+    equality still tells the two apart, so a cache never serves one for the other."""
+    ends = [ServiceInstance("10.0.0.1", 8080), ServiceInstance("10.0.0.9", 8080)]
+    one = Discovery(QUERY, [*ends, ServiceInstance("10.0.0.5", 8080)], source="s")
+    other = Discovery(QUERY, [*ends, ServiceInstance("10.0.0.6", 8080)], source="s")
+    assert one != other
+    cache = {one: "one", other: "other"}
+    assert cache[Discovery(QUERY, list(other.instances), source="s")] == "other"
+    assert cache[one] == "one"

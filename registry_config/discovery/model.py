@@ -275,7 +275,7 @@ def _deduplicated(given: list[ServiceInstance]) -> tuple[ServiceInstance, ...]:
     return tuple(unique)
 
 
-@attrs.frozen(cache_hash=True)
+@attrs.frozen(unsafe_hash=False)  # __hash__ below
 class Discovery:
     """An immutable snapshot of the instances a backend found for a query.
 
@@ -298,6 +298,25 @@ class Discovery:
     """True when a cache served this snapshot because the backend failed."""
     warnings: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_strings)
     """What the backend skipped, and why, one sentence each."""
+
+    def __hash__(self) -> int:
+        # Equal snapshots hash equal: every part below takes part in ``__eq__``. Hashing every instance instead
+        # would cost about a second at 100k instances for each new snapshot the plan's composition cache is asked
+        # about; the count and the two ends tell snapshots apart as well in practice (a Consul snapshot's index
+        # alone does), and ``__eq__`` settles a collision.
+        instances = self.instances
+        return hash(
+            (
+                self.query,
+                self.source,
+                self.index,
+                self.stale,
+                self.warnings,
+                len(instances),
+                instances[:1],
+                instances[-1:],
+            )
+        )
 
     @property
     def endpoints(self) -> tuple[str, ...]:
