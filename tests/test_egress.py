@@ -615,7 +615,9 @@ def test_the_trusted_constructor_equals_the_public_one(
     port: int,
 ) -> None:
     protocol, destinations, ports, port_range, intervals = arguments
-    trusted = trusted_rule(protocol, destinations, ports, port_range, intervals)
+    trusted = trusted_rule(
+        protocol, destinations, ports, port_range, tuple(v for interval in intervals for v in interval)
+    )
     public = EgressRule(protocol, destinations, ports=ports, port_range=port_range)
     assert trusted == public
     assert hash(trusted) == hash(public)

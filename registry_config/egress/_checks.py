@@ -23,6 +23,7 @@ __all__ = [
     "IPV6_BITS",
     "PROTOCOLS",
     "Interval",
+    "Intervals",
     "check_port",
     "check_rule",
     "destination_problem",
@@ -38,6 +39,11 @@ IPV4_BITS, IPV6_BITS = 32, 128
 
 #: (version, first, last) as integers: the addresses one destination covers.
 Interval = tuple[int, int, int]
+#: The intervals of a rule's destinations laid end to end, ``(version, first, last, version, first, last, ...)``:
+#: one flat tuple of ints instead of one tuple per destination. A compacted rule for 100k scattered instances has
+#: ~90k destinations, and a tuple each would be 90k more objects for the garbage collector to walk, for a field
+#: only ``allows`` reads.
+Intervals = tuple[int, ...]
 
 
 def is_int(value: object) -> bool:
@@ -150,7 +156,7 @@ def check_rule(
     log: object,
     annotations: object,
     description: object,
-) -> tuple[list[tuple[str, str]], tuple[Interval, ...]]:
+) -> tuple[list[tuple[str, str]], Intervals]:
     """Every reason BBS (or this library, where stricter) would refuse the rule, with its field path."""
     problems: list[tuple[str, str]] = []
     if protocol in ("tcp", "udp"):
@@ -172,7 +178,7 @@ def check_rule(
     else:
         problems.append(("protocol", f"{show(protocol)} is not one of 'tcp', 'udp', 'icmp', 'all' (lower case)"))
 
-    intervals: list[Interval] = []
+    intervals: list[int] = []
     if not isinstance(destinations, tuple):
         problems.append(("destinations", f"expected a list of destinations, got {type(destinations).__name__}"))
     elif not destinations:
@@ -183,7 +189,7 @@ def check_rule(
             if why:
                 problems.append((f"destinations[{index}]", why))
             elif interval is not None:
-                intervals.append(interval)
+                intervals.extend(interval)
 
     if not isinstance(log, bool):
         problems.append(("log", f"{show(log)} is not true or false"))

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from ..discovery.model import ServiceInstance
 from ..errors import InvalidEgressRule, InvalidInput
 from ._addresses import unmap
-from ._checks import IPV4_BITS, IPV6_BITS, Interval
+from ._checks import IPV4_BITS, IPV6_BITS
 from ._messages import show
 from .rule import EgressRule, trusted_rule
 
@@ -44,19 +44,27 @@ def _run_text(version: int, first: int, last: int) -> str:
     return f"{_address_text(version, first)}-{_address_text(version, last)}"
 
 
-def _runs(values: list[int]) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive integers in a sorted list without duplicates."""
-    runs: list[tuple[int, int]] = []
-    if not values:
-        return runs
+def _add_runs(version: int, values: list[int], destinations: list[str], intervals: list[int]) -> None:
+    """Each maximal run of consecutive integers in ``values`` (sorted, no duplicates) as one destination.
+
+    The run's text goes to ``destinations`` and ``(version, first, last)`` to
+    ``intervals``, flat: no tuple per run (at 100k scattered instances nearly
+    every address is a run of its own, and the objects would only feed the
+    garbage collector).
+    """
+    add_destination = destinations.append
+    add_interval = intervals.extend
+    address_text = _address_text
     first = previous = values[0]
     for value in values[1:]:
         if value != previous + 1:
-            runs.append((first, previous))
+            # A lone address (most of them, in a sparse network) needs no CIDR or range logic.
+            add_destination(address_text(version, first) if first == previous else _run_text(version, first, previous))
+            add_interval((version, first, previous))
             first = value
         previous = value
-    runs.append((first, previous))
-    return runs
+    add_destination(address_text(version, first) if first == previous else _run_text(version, first, previous))
+    add_interval((version, first, previous))
 
 
 def rules_for(
@@ -111,7 +119,7 @@ def rules_for(
 
     if not compact:
         return tuple(
-            trusted_rule(protocol, (_address_text(version, value),), (port,), None, ((version, value, value),))
+            trusted_rule(protocol, (_address_text(version, value),), (port,), None, (version, value, value))
             for version, family in zip((4, 6), by_family, strict=True)
             for value, ports in sorted(family.items())
             for port in ((ports,) if type(ports) is int else sorted(ports))  # type: ignore[arg-type]
@@ -130,15 +138,11 @@ def rules_for(
     for key, families in groups.items():
         port_set = (key,) if isinstance(key, int) else key
         destinations: list[str] = []
-        intervals: list[Interval] = []
+        intervals: list[int] = []
         for version, values in zip((4, 6), families, strict=True):
-            if not values:
-                continue
-            values.sort()
-            for first, last in _runs(values):
-                # A lone address (most of them, in a sparse network) needs no CIDR or range logic.
-                destinations.append(_address_text(version, first) if first == last else _run_text(version, first, last))
-                intervals.append((version, first, last))
+            if values:
+                values.sort()
+                _add_runs(version, values, destinations, intervals)
         ports_sorted = tuple(sorted(port_set))
         if len(ports_sorted) >= 2 and ports_sorted[-1] - ports_sorted[0] + 1 == len(ports_sorted):
             rule = trusted_rule(

@@ -25,7 +25,7 @@ from ..address import IPAddress
 from ..errors import InvalidAddress, InvalidInput
 from . import display, formats
 from ._addresses import IPNetwork, as_ip, unmap
-from ._checks import Interval, check_port, check_rule, refused
+from ._checks import Intervals, check_port, check_rule, refused
 from ._messages import show
 
 __all__ = ["EgressRule", "trusted_rule"]
@@ -97,7 +97,7 @@ class EgressRule:
     log: bool = attrs.field(default=False, kw_only=True)
     annotations: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=_annotations)
     description: str | None = attrs.field(default=None, kw_only=True)
-    _intervals: tuple[Interval, ...] = attrs.field(init=False, eq=False, hash=False, repr=False)
+    _intervals: Intervals = attrs.field(init=False, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         problems, intervals = check_rule(
@@ -138,7 +138,9 @@ class EgressRule:
             elif self.port_range is not None and not self.port_range[0] <= port <= self.port_range[1]:
                 return False
         version, value = address.version, int(address)
-        return any(v == version and first <= value <= last for v, first, last in self._intervals)
+        flat = self._intervals  # (version, first, last) laid end to end
+        triples = zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+        return any(v == version and first <= value <= last for v, first, last in triples)
 
     @property
     def ports_text(self) -> str:
@@ -222,7 +224,7 @@ def trusted_rule(
     destinations: tuple[str, ...],
     ports: tuple[int, ...] | None,
     port_range: tuple[int, int] | None,
-    intervals: tuple[Interval, ...],
+    intervals: Intervals,
 ) -> EgressRule:
     """A ``tcp``/``udp`` rule from values the caller has just made valid, without checking or parsing them again.
 
@@ -232,7 +234,8 @@ def trusted_rule(
     ``protocol`` is ``"tcp"`` or ``"udp"``; ``destinations`` a non-empty tuple
     of canonical IP, CIDR or range text (an IPv4-mapped address written as
     the IPv4 address it maps to), and ``intervals`` the ``(version, first,
-    last)`` each covers, in the same order; exactly one of ``ports``
+    last)`` each covers, in the same order, laid end to end in one flat
+    tuple of ints; exactly one of ``ports``
     (a non-empty tuple of ports in 1..65535) and ``port_range`` (a ``(start,
     end)`` pair, ``start <= end``). No ICMP, no log, no annotations, no
     description. The result equals, hashes and behaves as
