@@ -31,9 +31,9 @@ from pathlib import Path
 
 import attrs
 import pytest
-from _integration import need_program, unavailable
+from _integration import need_program, stop_process, unavailable
 from _oci import TAG
-from _registry import _config
+from _registry import config_text
 
 __all__ = [
     "CLIENTS",
@@ -105,16 +105,6 @@ def footprint() -> dict[str, tuple[str, ...] | None]:
         except NotADirectoryError:
             found[path] = ()
     return found
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 class Sandbox:
@@ -244,7 +234,7 @@ class Sandbox:
         self.wait_until(probe, process, log, f"the server on {where}:{port}")
 
     def close(self) -> None:
-        _stop(self.holder)
+        stop_process(self.holder)
 
 
 @contextlib.contextmanager
@@ -254,7 +244,7 @@ def running(processes: list[subprocess.Popen[bytes]]) -> Iterator[list[subproces
         yield processes
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
 
 
 def etc_tree(directory: Path, rendered: Path | None = None) -> Path:
@@ -396,7 +386,7 @@ def start_dockerd(clients: Clients, etc: Path, processes: list[subprocess.Popen[
     if etc in clients.docker_sockets and clients.dockerd is not None and clients.dockerd.poll() is None:
         return
     if clients.dockerd is not None:
-        _stop(clients.dockerd)
+        stop_process(clients.dockerd)
         clients.docker_sockets.clear()
     program = need_program("dockerd", package="docker.io")
     need_program("docker", package="docker.io", candidates=("/usr/bin/docker",))
@@ -447,14 +437,18 @@ def start_registry(
     addr: str,
     port: int,
     tls: tuple[Path, Path] | None = None,
+    htpasswd: Path | None = None,
+    token: tuple[str, Path] | None = None,
     proxy: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """docker-registry in the sandbox on ``addr:port`` (several may share ``storage``); waits until it listens."""
+    """docker-registry in the sandbox on ``addr:port`` (several may share ``storage``); waits until it listens.
+
+    Its configuration is :func:`_registry.config_text`'s (``tls``, ``htpasswd`` or ``token`` auth, ``proxy``).
+    """
     program = need_program("docker-registry", package="docker-registry")
     directory.mkdir(parents=True)
     config = directory / "config.yml"
-    shown = f"[{addr}]" if ":" in addr else addr
-    config.write_text(_config(storage, port, tls=tls, addr=shown, proxy=proxy))
+    config.write_text(config_text(storage, port, host=addr, tls=tls, htpasswd=htpasswd, token=token, proxy=proxy))
     log = directory / "registry.log"
     process = sandbox.popen([program, "serve", str(config)], log=log)
     processes.append(process)

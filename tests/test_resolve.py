@@ -15,6 +15,7 @@ from _registry import (
     ca_registry,
     http_registry,
     registry_ca,
+    run_registry,
     self_signed_registry,
 )
 from _registry_auth import (
@@ -27,7 +28,6 @@ from _registry_auth import (
     push_image,
     push_index,
     replica_pair,
-    run_registry,
     token_issuer,
     token_registry,
 )
@@ -411,7 +411,7 @@ def test_a_realm_whose_certificate_does_not_verify_gets_no_login(tmp_path: Path,
 
 
 def test_an_ipv6_instance(tmp_path: Path) -> None:
-    with run_registry(tmp_path, flavour="http-v6", ipv6=True) as registry:
+    with run_registry(tmp_path, flavour="http-v6", host="::1") as registry:
         endpoint = f"[::1]:{registry.port}"
         pushed = push_image(Pusher(f"http://{endpoint}"), "team/app", "1.0", marker="v6")
         guard = EgressGuard((*DEFAULT_ALLOWED_NETWORKS, "::1/128"))
