@@ -48,6 +48,7 @@ __all__ = [
     "pull",
     "push_image",
     "running",
+    "sandboxed",
     "start_containerd",
     "start_dockerd",
     "start_registry",
@@ -301,6 +302,29 @@ class Clients:
         path = self.directory / f"{name}-{self.counter}"
         path.mkdir(parents=True)
         return path
+
+
+@contextlib.contextmanager
+def sandboxed(
+    directory: Path, hosts: Mapping[str, str], addresses: Sequence[str]
+) -> Iterator[tuple[Sandbox, Clients, list[subprocess.Popen[bytes]]]]:
+    """A module's world: a :class:`Sandbox`, its :class:`Clients` (in ``directory/clients``), the processes list.
+
+    On exit every process appended to the list is stopped by its PID (last
+    started first) and the sandbox closed; then nothing may have appeared or
+    changed where the clients write by default (:func:`footprint`).
+    """
+    before = footprint()
+    sandbox = Sandbox(directory, hosts, addresses)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with running(processes):
+            clients = Clients(sandbox, directory / "clients")
+            clients.directory.mkdir()
+            yield sandbox, clients, processes
+    finally:
+        sandbox.close()
+    assert footprint() == before, "a client wrote outside the test's directory"
 
 
 def client_argv(clients: Clients, client: str, reference: str, etc: Path) -> list[str]:

@@ -46,6 +46,7 @@ __all__ = [
     "run_registry",
     "self_signed_registry",
     "silent_port",
+    "write_leaf",
 ]
 
 REGISTRY_NAME = "registry.test"
@@ -217,6 +218,14 @@ def _self_signed(
     return cert_path, key_path
 
 
+def write_leaf(leaf: trustme.LeafCert, directory: Path, name: str = "leaf") -> tuple[Path, Path]:
+    """Write a certificate the test CA issued (its chain) and its key as ``name.pem`` and ``name.key``."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    return cert, key
+
+
 @pytest.fixture(scope="module")
 def registry_ca() -> trustme.CA:
     """The test CA: trusted only where a test passes its PEM as ca_bundle."""
@@ -243,12 +252,10 @@ def self_signed_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 def ca_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trustme.CA) -> Iterator[RunningRegistry]:
     """The third flavour: HTTPS with a certificate from the test CA, for localhost and registry.test (not the IP)."""
     tmp = tmp_path_factory.mktemp("registry-ca")
-    leaf = registry_ca.issue_cert("localhost", REGISTRY_NAME)
-    cert, key, ca_pem = tmp / "leaf.pem", tmp / "leaf.key", tmp / "ca.pem"
-    leaf.cert_chain_pems[0].write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
+    tls = write_leaf(registry_ca.issue_cert("localhost", REGISTRY_NAME), tmp)
+    ca_pem = tmp / "ca.pem"
     registry_ca.cert_pem.write_to_path(str(ca_pem))
-    with run_registry(tmp, flavour="ca", tls=(cert, key), ca_pem=ca_pem) as registry:
+    with run_registry(tmp, flavour="ca", tls=tls, ca_pem=ca_pem) as registry:
         yield registry
 
 
@@ -260,11 +267,9 @@ def expired_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trus
     leaf = registry_ca.issue_cert(
         "localhost", not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1)
     )
-    cert, key, ca_pem = tmp / "leaf.pem", tmp / "leaf.key", tmp / "ca.pem"
-    leaf.cert_chain_pems[0].write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
+    ca_pem = tmp / "ca.pem"
     registry_ca.cert_pem.write_to_path(str(ca_pem))
-    with run_registry(tmp, flavour="expired", tls=(cert, key), ca_pem=ca_pem) as registry:
+    with run_registry(tmp, flavour="expired", tls=write_leaf(leaf, tmp), ca_pem=ca_pem) as registry:
         yield registry
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from _clients import Clients, Sandbox, etc_tree, footprint, running, start_dockerd, start_registry
+from _clients import Clients, Sandbox, etc_tree, footprint, sandboxed, start_dockerd, start_registry
 from _integration import need_program, unavailable
 from _oci import TAG, write_layout
 from _registry_auth import (
@@ -354,30 +354,21 @@ def docker_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerWor
     push_login = directory / "push-auth.json"
     for private in PRIVATES:
         write_auth_json(push_login, f"http://{private.name}:5000", LOGIN)
-    before = footprint()
     hosts = {private.name: private.address for private in PRIVATES}
-    sandbox = Sandbox(directory, hosts, tuple(hosts.values()))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with running(processes):
-            for private in PRIVATES:
-                root = directory / f"registry-{private.auth}"
-                basic: Path | None = htpasswd
-                token: tuple[str, Path] | None = None
-                if private.auth == "token":
-                    bundle = _start_token_issuer(sandbox, directory / "issuer", processes)
-                    basic, token = None, (f"http://{private.address}:{ISSUER_PORT}/token", bundle)
-                start_registry(
-                    sandbox, root, processes, storage=root, addr=private.address, port=5000, htpasswd=basic, token=token
-                )
-                push = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-authfile", str(push_login)]
-                sandbox.run([*push, f"oci:{layout}:{TAG}", f"docker://{private.image}"], check=True)
-            clients = Clients(sandbox, directory / "clients")
-            clients.directory.mkdir()
-            yield DockerWorld(sandbox, clients, processes, directory, digest)
-    finally:
-        sandbox.close()
-    assert footprint() == before, "a client wrote outside the test's directory"
+    with sandboxed(directory, hosts, tuple(hosts.values())) as (sandbox, clients, processes):
+        for private in PRIVATES:
+            root = directory / f"registry-{private.auth}"
+            basic: Path | None = htpasswd
+            token: tuple[str, Path] | None = None
+            if private.auth == "token":
+                bundle = _start_token_issuer(sandbox, directory / "issuer", processes)
+                basic, token = None, (f"http://{private.address}:{ISSUER_PORT}/token", bundle)
+            start_registry(
+                sandbox, root, processes, storage=root, addr=private.address, port=5000, htpasswd=basic, token=token
+            )
+            push = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-authfile", str(push_login)]
+            sandbox.run([*push, f"oci:{layout}:{TAG}", f"docker://{private.image}"], check=True)
+        yield DockerWorld(sandbox, clients, processes, directory, digest)
 
 
 # What dockerd says when the registry wants a login the client has not got (it reached it: over HTTP).
