@@ -31,9 +31,9 @@ from pathlib import Path
 
 import attrs
 import pytest
-from _integration import need_program, unavailable
+from _integration import need_program, stop_process, unavailable
 from _oci import TAG
-from _registry import _config
+from _registry import config_text
 
 __all__ = [
     "CLIENTS",
@@ -48,6 +48,7 @@ __all__ = [
     "pull",
     "push_image",
     "running",
+    "sandboxed",
     "start_containerd",
     "start_dockerd",
     "start_registry",
@@ -105,16 +106,6 @@ def footprint() -> dict[str, tuple[str, ...] | None]:
         except NotADirectoryError:
             found[path] = ()
     return found
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 class Sandbox:
@@ -244,7 +235,7 @@ class Sandbox:
         self.wait_until(probe, process, log, f"the server on {where}:{port}")
 
     def close(self) -> None:
-        _stop(self.holder)
+        stop_process(self.holder)
 
 
 @contextlib.contextmanager
@@ -254,7 +245,7 @@ def running(processes: list[subprocess.Popen[bytes]]) -> Iterator[list[subproces
         yield processes
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
 
 
 def etc_tree(directory: Path, rendered: Path | None = None) -> Path:
@@ -311,6 +302,29 @@ class Clients:
         path = self.directory / f"{name}-{self.counter}"
         path.mkdir(parents=True)
         return path
+
+
+@contextlib.contextmanager
+def sandboxed(
+    directory: Path, hosts: Mapping[str, str], addresses: Sequence[str]
+) -> Iterator[tuple[Sandbox, Clients, list[subprocess.Popen[bytes]]]]:
+    """A module's world: a :class:`Sandbox`, its :class:`Clients` (in ``directory/clients``), the processes list.
+
+    On exit every process appended to the list is stopped by its PID (last
+    started first) and the sandbox closed; then nothing may have appeared or
+    changed where the clients write by default (:func:`footprint`).
+    """
+    before = footprint()
+    sandbox = Sandbox(directory, hosts, addresses)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with running(processes):
+            clients = Clients(sandbox, directory / "clients")
+            clients.directory.mkdir()
+            yield sandbox, clients, processes
+    finally:
+        sandbox.close()
+    assert footprint() == before, "a client wrote outside the test's directory"
 
 
 def client_argv(clients: Clients, client: str, reference: str, etc: Path) -> list[str]:
@@ -396,7 +410,7 @@ def start_dockerd(clients: Clients, etc: Path, processes: list[subprocess.Popen[
     if etc in clients.docker_sockets and clients.dockerd is not None and clients.dockerd.poll() is None:
         return
     if clients.dockerd is not None:
-        _stop(clients.dockerd)
+        stop_process(clients.dockerd)
         clients.docker_sockets.clear()
     program = need_program("dockerd", package="docker.io")
     need_program("docker", package="docker.io", candidates=("/usr/bin/docker",))
@@ -447,14 +461,18 @@ def start_registry(
     addr: str,
     port: int,
     tls: tuple[Path, Path] | None = None,
+    htpasswd: Path | None = None,
+    token: tuple[str, Path] | None = None,
     proxy: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """docker-registry in the sandbox on ``addr:port`` (several may share ``storage``); waits until it listens."""
+    """docker-registry in the sandbox on ``addr:port`` (several may share ``storage``); waits until it listens.
+
+    Its configuration is :func:`_registry.config_text`'s (``tls``, ``htpasswd`` or ``token`` auth, ``proxy``).
+    """
     program = need_program("docker-registry", package="docker-registry")
     directory.mkdir(parents=True)
     config = directory / "config.yml"
-    shown = f"[{addr}]" if ":" in addr else addr
-    config.write_text(_config(storage, port, tls=tls, addr=shown, proxy=proxy))
+    config.write_text(config_text(storage, port, host=addr, tls=tls, htpasswd=htpasswd, token=token, proxy=proxy))
     log = directory / "registry.log"
     process = sandbox.popen([program, "serve", str(config)], log=log)
     processes.append(process)

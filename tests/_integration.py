@@ -6,6 +6,7 @@ import importlib
 import os
 import shutil
 import socket
+import subprocess
 from types import ModuleType
 from typing import NoReturn
 
@@ -64,3 +65,14 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a program a test started, by its PID: SIGTERM, then SIGKILL if it has not exited in ``timeout`` s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)

@@ -5,6 +5,12 @@ import them into the module that needs them), on a free loopback port, with
 a minimal configuration written here (filesystem storage in a temporary
 directory). A fixture waits until the registry answers, always stops it, and
 puts the end of its log into the failure message when it does not start.
+
+:func:`config_text` is the one writer of docker-registry's configuration
+(TLS, htpasswd or token auth, a pull-through mirror, any address) and
+:func:`run_registry` the one way to start, wait for and stop a registry on
+this machine: ``_registry_auth`` and the sandboxed registries of ``_clients``
+use them too.
 """
 
 from __future__ import annotations
@@ -23,23 +29,30 @@ from pathlib import Path
 import attrs
 import pytest
 import trustme
-from _integration import free_port, need_program
+from _integration import free_port, need_program, stop_process
 
 __all__ = [
+    "REGISTRY_NAME",
+    "TOKEN_ISSUER",
     "RunningRegistry",
     "auth_registry",
     "ca_registry",
+    "config_text",
     "expired_registry",
     "http_registry",
     "not_a_registry",
     "redirect_to_https",
     "registry_ca",
+    "run_registry",
     "self_signed_registry",
     "silent_port",
+    "write_leaf",
 ]
 
 REGISTRY_NAME = "registry.test"
-"""The name the test CA's certificate is issued for (with ``localhost``, but not ``127.0.0.1``)."""
+"""The name the test CA's certificate is issued for (with ``localhost``, but not ``127.0.0.1``); the token service."""
+TOKEN_ISSUER = "registry-config-test-issuer"
+"""The issuer a token-auth registry trusts (``_registry_auth.TokenIssuer`` signs as it)."""
 
 _START_TIMEOUT = 15.0
 
@@ -68,20 +81,28 @@ class RunningRegistry:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _config(
+def config_text(
     root: Path,
     port: int,
     *,
+    host: str = "127.0.0.1",
     tls: tuple[Path, Path] | None = None,
-    token_ca: Path | None = None,
-    addr: str = "127.0.0.1",
+    htpasswd: Path | None = None,
+    token: tuple[str, Path] | None = None,
     proxy: str | None = None,
 ) -> str:
-    """The registry's YAML configuration (written by hand: it is small, and PyYAML is not a dependency).
+    """docker-registry's YAML configuration (written by hand: it is small, and PyYAML is not a dependency).
 
-    ``addr`` is the address to listen on (``[v6]`` bracketed), loopback by default; ``proxy`` the upstream
-    URL of a pull-through cache (the registry's ``proxy.remoteurl`` mode).
+    Filesystem storage in ``root/data`` (deletes allowed), listening on
+    ``host:port`` (an IPv6 address is bracketed here); ``tls`` a certificate
+    and its key; ``htpasswd`` a bcrypt file (Basic auth) or ``token`` the
+    (realm, ``rootcertbundle``) of a token issuer (tokens from
+    :data:`TOKEN_ISSUER` for :data:`REGISTRY_NAME`); ``proxy`` the upstream URL
+    of a pull-through cache (the registry's ``proxy.remoteurl`` mode).
     """
+    if htpasswd is not None and token is not None:
+        raise ValueError("a registry has one kind of auth: htpasswd or token, not both")
+    address = f"[{host}]" if ":" in host else host
     lines = [
         "version: 0.1",
         "log:",
@@ -91,63 +112,74 @@ def _config(
         "storage:",
         "  filesystem:",
         f"    rootdirectory: {root / 'data'}",
+        "  delete:",
+        "    enabled: true",
         "http:",
-        f'  addr: "{addr}:{port}"',
+        f'  addr: "{address}:{port}"',
         "  secret: registry-config-tests-only",
     ]
     if tls is not None:
         lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
     if proxy is not None:
         lines += ["proxy:", f'  remoteurl: "{proxy}"']
-    if token_ca is not None:
+    if htpasswd is not None:
+        lines += ["auth:", "  htpasswd:", "    realm: registry-config-tests", f"    path: {htpasswd}"]
+    if token is not None:
+        realm, bundle = token
         lines += [
             "auth:",
             "  token:",
-            f"    realm: https://auth.{REGISTRY_NAME}/token",
+            f"    realm: {realm}",
             f"    service: {REGISTRY_NAME}",
-            "    issuer: registry-config-tests",
-            f"    rootcertbundle: {token_ca}",
+            f"    issuer: {TOKEN_ISSUER}",
+            f"    rootcertbundle: {bundle}",
         ]
     return "\n".join(lines) + "\n"
 
 
-def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+def _wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int, log_path: Path) -> None:
+    """Poll (with a deadline) until the registry accepts connections; fail with its log if it exits or never does."""
     deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.05)  # polling a port with a deadline, not synchronisation by sleep
     log = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
     state = f"exited with {process.returncode}" if process.poll() is not None else "did not listen in time"
-    pytest.fail(f"docker-registry on port {port} {state}; its log ends with:\n{log}")
+    where = f"[{host}]" if ":" in host else host
+    pytest.fail(f"docker-registry on {where}:{port} {state}; its log ends with:\n{log}")
 
 
 @contextlib.contextmanager
-def _run_registry(
-    tmp: Path, *, tls: tuple[Path, Path] | None = None, token_ca: Path | None = None
-) -> Iterator[tuple[int, Path]]:
-    """Start docker-registry with a fresh config; yield (port, log path); always stop it."""
+def run_registry(
+    tmp: Path,
+    *,
+    flavour: str,
+    host: str = "127.0.0.1",
+    ca_pem: Path | None = None,
+    tls: tuple[Path, Path] | None = None,
+    htpasswd: Path | None = None,
+    token: tuple[str, Path] | None = None,
+) -> Iterator[RunningRegistry]:
+    """Start docker-registry on a free port of ``host`` with :func:`config_text`'s configuration in ``tmp``.
+
+    Waits until it listens, yields it, and always stops it (by its PID).
+    """
     program = need_program("docker-registry", package="docker-registry")
-    port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port(host)
     config = tmp / "config.yml"
-    config.write_text(_config(tmp, port, tls=tls, token_ca=token_ca))
+    config.write_text(config_text(tmp, port, host=host, tls=tls, htpasswd=htpasswd, token=token))
     log_path = tmp / "registry.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([program, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_listening(process, port, log_path)
-        yield port, log_path
+        _wait_until_listening(process, host, port, log_path)
+        yield RunningRegistry(flavour, port, log_path, ca_pem=ca_pem)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def _self_signed(
@@ -186,6 +218,14 @@ def _self_signed(
     return cert_path, key_path
 
 
+def write_leaf(leaf: trustme.LeafCert, directory: Path, name: str = "leaf") -> tuple[Path, Path]:
+    """Write a certificate the test CA issued (its chain) and its key as ``name.pem`` and ``name.key``."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    return cert, key
+
+
 @pytest.fixture(scope="module")
 def registry_ca() -> trustme.CA:
     """The test CA: trusted only where a test passes its PEM as ca_bundle."""
@@ -196,29 +236,27 @@ def registry_ca() -> trustme.CA:
 def http_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """The seed's first flavour: plain HTTP."""
     tmp = tmp_path_factory.mktemp("registry-http")
-    with _run_registry(tmp) as (port, log):
-        yield RunningRegistry("http", port, log)
+    with run_registry(tmp, flavour="http") as registry:
+        yield registry
 
 
 @pytest.fixture(scope="module")
 def self_signed_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """The second flavour: HTTPS with a self-signed certificate (for localhost and 127.0.0.1)."""
     tmp = tmp_path_factory.mktemp("registry-self-signed")
-    with _run_registry(tmp, tls=_self_signed(tmp)) as (port, log):
-        yield RunningRegistry("self-signed", port, log)
+    with run_registry(tmp, flavour="self-signed", tls=_self_signed(tmp)) as registry:
+        yield registry
 
 
 @pytest.fixture(scope="module")
 def ca_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trustme.CA) -> Iterator[RunningRegistry]:
     """The third flavour: HTTPS with a certificate from the test CA, for localhost and registry.test (not the IP)."""
     tmp = tmp_path_factory.mktemp("registry-ca")
-    leaf = registry_ca.issue_cert("localhost", REGISTRY_NAME)
-    cert, key, ca_pem = tmp / "leaf.pem", tmp / "leaf.key", tmp / "ca.pem"
-    leaf.cert_chain_pems[0].write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
+    tls = write_leaf(registry_ca.issue_cert("localhost", REGISTRY_NAME), tmp)
+    ca_pem = tmp / "ca.pem"
     registry_ca.cert_pem.write_to_path(str(ca_pem))
-    with _run_registry(tmp, tls=(cert, key)) as (port, log):
-        yield RunningRegistry("ca", port, log, ca_pem=ca_pem)
+    with run_registry(tmp, flavour="ca", tls=tls, ca_pem=ca_pem) as registry:
+        yield registry
 
 
 @pytest.fixture(scope="module")
@@ -229,12 +267,10 @@ def expired_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trus
     leaf = registry_ca.issue_cert(
         "localhost", not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1)
     )
-    cert, key, ca_pem = tmp / "leaf.pem", tmp / "leaf.key", tmp / "ca.pem"
-    leaf.cert_chain_pems[0].write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
+    ca_pem = tmp / "ca.pem"
     registry_ca.cert_pem.write_to_path(str(ca_pem))
-    with _run_registry(tmp, tls=(cert, key)) as (port, log):
-        yield RunningRegistry("expired", port, log, ca_pem=ca_pem)
+    with run_registry(tmp, flavour="expired", tls=write_leaf(leaf, tmp), ca_pem=ca_pem) as registry:
+        yield registry
 
 
 @pytest.fixture(scope="module")
@@ -243,8 +279,8 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory, registry_ca: trustme
     tmp = tmp_path_factory.mktemp("registry-auth")
     token_ca = tmp / "token-ca.pem"
     registry_ca.cert_pem.write_to_path(str(token_ca))
-    with _run_registry(tmp, token_ca=token_ca) as (port, log):
-        yield RunningRegistry("auth", port, log)
+    with run_registry(tmp, flavour="auth", token=(f"https://auth.{REGISTRY_NAME}/token", token_ca)) as registry:
+        yield registry
 
 
 class _QuietHandler(http.server.BaseHTTPRequestHandler):

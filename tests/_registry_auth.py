@@ -1,7 +1,8 @@
 """Registries with logins and images, for the resolve tests: htpasswd (Basic), token auth with a small issuer.
 
-Debian's docker-registry (distribution 2.8) runs on a free loopback port with
-a configuration written here: ``auth: htpasswd`` with a bcrypt file made by
+Debian's docker-registry (distribution 2.8) runs on a free loopback port
+(:func:`_registry.run_registry`, its configuration from
+:func:`_registry.config_text`): ``auth: htpasswd`` with a bcrypt file made by
 apache2-utils' ``htpasswd -B``, or ``auth: token`` whose tokens come from
 :class:`TokenIssuer`, a loopback HTTP server of the test's own that checks a
 Basic login and signs ES256 JWTs with a key whose self-signed certificate is
@@ -22,7 +23,6 @@ import hashlib
 import http.server
 import io
 import json
-import socket
 import subprocess
 import tarfile
 import threading
@@ -37,8 +37,8 @@ import attrs
 import pytest
 import requests
 import urllib3
-from _integration import free_port, need_program
-from _registry import RunningRegistry
+from _integration import need_program
+from _registry import REGISTRY_NAME, TOKEN_ISSUER, RunningRegistry, run_registry
 
 __all__ = [
     "PASSWORD",
@@ -47,12 +47,10 @@ __all__ = [
     "Pushed",
     "Pusher",
     "TokenIssuer",
-    "config_text",
     "htpasswd_registry",
     "push_image",
     "push_index",
     "replica_pair",
-    "run_registry",
     "serve_token_issuer",
     "token_issuer",
     "token_registry",
@@ -61,115 +59,11 @@ __all__ = [
 
 USER = "alice"
 PASSWORD = "s3cret:with-colon"  # a ':' in a password is allowed (the first ':' separates the user)
-ISSUER = "registry-config-test-issuer"
-SERVICE = "registry.test"
-_START_TIMEOUT = 15.0
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def _config_text(
-    root: Path,
-    port: int,
-    *,
-    tls: tuple[Path, Path] | None = None,
-    htpasswd: Path | None = None,
-    token: tuple[str, Path] | None = None,
-    host: str = "127.0.0.1",
-) -> str:
-    """The registry's YAML (written by hand: small, and PyYAML is not a dependency)."""
-    lines = [
-        "version: 0.1",
-        "log:",
-        "  level: info",
-        "  accesslog:",
-        "    disabled: true",
-        "storage:",
-        "  filesystem:",
-        f"    rootdirectory: {root / 'data'}",
-        "  delete:",
-        "    enabled: true",
-        "http:",
-        f'  addr: "{host}:{port}"',
-        "  secret: registry-config-tests-only",
-    ]
-    if tls is not None:
-        lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
-    if htpasswd is not None:
-        lines += ["auth:", "  htpasswd:", "    realm: registry-config-tests", f"    path: {htpasswd}"]
-    if token is not None:
-        realm, bundle = token
-        lines += [
-            "auth:",
-            "  token:",
-            f"    realm: {realm}",
-            f"    service: {SERVICE}",
-            f"    issuer: {ISSUER}",
-            f"    rootcertbundle: {bundle}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def config_text(
-    root: Path,
-    port: int,
-    *,
-    htpasswd: Path | None = None,
-    token: tuple[str, Path] | None = None,
-    host: str = "127.0.0.1",
-) -> str:
-    """The configuration :func:`run_registry` writes, for a registry a test starts elsewhere (in a sandbox)."""
-    return _config_text(root, port, htpasswd=htpasswd, token=token, host=host)
-
-
-def _wait_until_listening(process: subprocess.Popen[bytes], host: str, port: int, log_path: Path) -> None:
-    """Poll (with a deadline) until the registry accepts connections; fail with its log if it exits or never does."""
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)  # polling a port with a deadline, not synchronisation by sleep
-    log = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
-    state = f"exited with {process.returncode}" if process.poll() is not None else "did not listen in time"
-    pytest.fail(f"docker-registry on [{host}]:{port} {state}; its log ends with:\n{log}")
-
-
-@contextlib.contextmanager
-def run_registry(
-    tmp: Path,
-    *,
-    flavour: str,
-    tls: tuple[Path, Path] | None = None,
-    ca_pem: Path | None = None,
-    htpasswd: Path | None = None,
-    token: tuple[str, Path] | None = None,
-    ipv6: bool = False,
-) -> Iterator[RunningRegistry]:
-    """Start docker-registry with this configuration (on ``[::1]`` with ``ipv6``); always stop it (by its PID)."""
-    program = need_program("docker-registry", package="docker-registry")
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port("::1" if ipv6 else "127.0.0.1")
-    config = tmp / "config.yml"
-    host = "[::1]" if ipv6 else "127.0.0.1"
-    config.write_text(_config_text(tmp, port, tls=tls, htpasswd=htpasswd, token=token, host=host))
-    log_path = tmp / "registry.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([program, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_listening(process, "::1" if ipv6 else "127.0.0.1", port, log_path)
-        yield RunningRegistry(flavour, port, log_path, ca_pem=ca_pem)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def write_htpasswd(path: Path, user: str = USER, password: str = PASSWORD) -> Path:
@@ -246,9 +140,9 @@ class TokenIssuer:
         now = int(time.time())
         header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(self._cert_der).decode("ascii")]}
         claims = {
-            "iss": ISSUER,
+            "iss": TOKEN_ISSUER,
             "sub": subject,
-            "aud": SERVICE,
+            "aud": REGISTRY_NAME,
             "exp": now + 600,
             "nbf": now - 60,
             "iat": now,

@@ -15,7 +15,9 @@ from _registry import (
     ca_registry,
     http_registry,
     registry_ca,
+    run_registry,
     self_signed_registry,
+    write_leaf,
 )
 from _registry_auth import (
     PASSWORD,
@@ -27,7 +29,6 @@ from _registry_auth import (
     push_image,
     push_index,
     replica_pair,
-    run_registry,
     token_issuer,
     token_registry,
 )
@@ -369,12 +370,7 @@ def test_the_token_realm_is_verified_with_the_same_trust_as_the_registry(
     leaf, realm_leaf = registry_ca.issue_cert("localhost", REGISTRY_NAME), registry_ca.issue_cert("127.0.0.1")
     ca_pem = tmp_path / "ca.pem"
     registry_ca.cert_pem.write_to_path(str(ca_pem))
-    files = {}
-    for name, issued in (("registry", leaf), ("realm", realm_leaf)):
-        cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-        issued.cert_chain_pems[0].write_to_path(str(cert))
-        issued.private_key_pem.write_to_path(str(key))
-        files[name] = (cert, key)
+    files = {name: write_leaf(issued, tmp_path, name) for name, issued in (("registry", leaf), ("realm", realm_leaf))}
     with token_issuer(tmp_path / "issuer", tls=files["realm"]) as issuer:
         bundle = tmp_path / "issuer" / "token-signer.pem"
         with run_registry(
@@ -393,14 +389,11 @@ def test_a_realm_whose_certificate_does_not_verify_gets_no_login(tmp_path: Path,
     # fails before any request, so the login is never sent.
     ca_pem = tmp_path / "ca.pem"
     registry_ca.cert_pem.write_to_path(str(ca_pem))
-    leaf = registry_ca.issue_cert("localhost")
-    cert, key = tmp_path / "leaf.pem", tmp_path / "leaf.key"
-    leaf.cert_chain_pems[0].write_to_path(str(cert))
-    leaf.private_key_pem.write_to_path(str(key))
+    tls = write_leaf(registry_ca.issue_cert("localhost"), tmp_path)
     with token_issuer(tmp_path / "issuer", tls=_self_signed(tmp_path)) as issuer:
         token_bundle = tmp_path / "issuer" / "token-signer.pem"
         with run_registry(
-            tmp_path / "registry", flavour="ca-token", tls=(cert, key), token=(issuer.realm, token_bundle)
+            tmp_path / "registry", flavour="ca-token", tls=tls, token=(issuer.realm, token_bundle)
         ) as registry:
             url = f"https://localhost:{registry.port}"
             with pytest.raises(ProbeError, match="certificate does not verify") as caught:
@@ -411,7 +404,7 @@ def test_a_realm_whose_certificate_does_not_verify_gets_no_login(tmp_path: Path,
 
 
 def test_an_ipv6_instance(tmp_path: Path) -> None:
-    with run_registry(tmp_path, flavour="http-v6", ipv6=True) as registry:
+    with run_registry(tmp_path, flavour="http-v6", host="::1") as registry:
         endpoint = f"[::1]:{registry.port}"
         pushed = push_image(Pusher(f"http://{endpoint}"), "team/app", "1.0", marker="v6")
         guard = EgressGuard((*DEFAULT_ALLOWED_NETWORKS, "::1/128"))

@@ -42,14 +42,13 @@ from pathlib import Path
 
 import attrs
 import pytest
-from _clients import Clients, Sandbox, etc_tree, footprint, running, start_dockerd
+from _clients import Clients, Sandbox, etc_tree, footprint, sandboxed, start_dockerd, start_registry
 from _integration import need_program, unavailable
 from _oci import TAG, write_layout
 from _registry_auth import (
     PASSWORD,
     USER,
     Deployed,
-    config_text,
     htpasswd_registry,
     token_registry,
     write_htpasswd,
@@ -346,7 +345,7 @@ def _start_token_issuer(sandbox: Sandbox, directory: Path, processes: list[subpr
 @pytest.fixture(scope="module")
 def docker_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerWorld]:
     """The plain-HTTP registries of ``PRIVATES`` in a sandbox (htpasswd; token auth), the test image pushed to each."""
-    registry = need_program("docker-registry", package="docker-registry")
+    need_program("docker-registry", package="docker-registry")
     need_program("skopeo", package="skopeo")
     directory = tmp_path_factory.mktemp("docker-auth")
     htpasswd = write_htpasswd(directory / "htpasswd")
@@ -355,33 +354,21 @@ def docker_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerWor
     push_login = directory / "push-auth.json"
     for private in PRIVATES:
         write_auth_json(push_login, f"http://{private.name}:5000", LOGIN)
-    before = footprint()
     hosts = {private.name: private.address for private in PRIVATES}
-    sandbox = Sandbox(directory, hosts, tuple(hosts.values()))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with running(processes):
-            for private in PRIVATES:
-                root = directory / f"registry-{private.auth}"
-                root.mkdir()
-                if private.auth == "token":
-                    bundle = _start_token_issuer(sandbox, directory / "issuer", processes)
-                    realm = f"http://{private.address}:{ISSUER_PORT}/token"
-                    config = config_text(root, 5000, token=(realm, bundle), host=private.address)
-                else:
-                    config = config_text(root, 5000, htpasswd=htpasswd, host=private.address)
-                (root / "config.yml").write_text(config)
-                log = root / "registry.log"
-                processes.append(sandbox.popen([registry, "serve", str(root / "config.yml")], log=log))
-                sandbox.wait_for_port(private.address, 5000, processes[-1], log)
-                push = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-authfile", str(push_login)]
-                sandbox.run([*push, f"oci:{layout}:{TAG}", f"docker://{private.image}"], check=True)
-            clients = Clients(sandbox, directory / "clients")
-            clients.directory.mkdir()
-            yield DockerWorld(sandbox, clients, processes, directory, digest)
-    finally:
-        sandbox.close()
-    assert footprint() == before, "a client wrote outside the test's directory"
+    with sandboxed(directory, hosts, tuple(hosts.values())) as (sandbox, clients, processes):
+        for private in PRIVATES:
+            root = directory / f"registry-{private.auth}"
+            basic: Path | None = htpasswd
+            token: tuple[str, Path] | None = None
+            if private.auth == "token":
+                bundle = _start_token_issuer(sandbox, directory / "issuer", processes)
+                basic, token = None, (f"http://{private.address}:{ISSUER_PORT}/token", bundle)
+            start_registry(
+                sandbox, root, processes, storage=root, addr=private.address, port=5000, htpasswd=basic, token=token
+            )
+            push = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--dest-authfile", str(push_login)]
+            sandbox.run([*push, f"oci:{layout}:{TAG}", f"docker://{private.image}"], check=True)
+        yield DockerWorld(sandbox, clients, processes, directory, digest)
 
 
 # What dockerd says when the registry wants a login the client has not got (it reached it: over HTTP).

@@ -28,21 +28,10 @@ from pathlib import Path
 import attrs
 import pytest
 import trustme
-from _clients import (
-    CLIENTS,
-    Clients,
-    Sandbox,
-    etc_tree,
-    footprint,
-    prepare,
-    pull,
-    push_image,
-    running,
-    start_registry,
-)
+from _clients import CLIENTS, Clients, Sandbox, etc_tree, prepare, pull, push_image, sandboxed, start_registry
 from _integration import need_program
 from _oci import TAG, write_layout
-from _registry import _self_signed
+from _registry import _self_signed, write_leaf
 
 from registry_config import RegistrySpec, StaticBackend, build_plan
 from registry_config.errors import RegistryConfigWarning
@@ -202,33 +191,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ca = trustme.CA()
     ca_pem = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_pem))
-    leaf = ca.issue_cert("trusted.test")
-    trusted = (directory / "trusted.pem", directory / "trusted.key")
-    leaf.cert_chain_pems[0].write_to_path(str(trusted[0]))
-    leaf.private_key_pem.write_to_path(str(trusted[1]))
+    trusted = write_leaf(ca.issue_cert("trusted.test"), directory, "trusted")
     self_signed = _self_signed(directory, ("selfsigned.test",), (SELF_SIGNED,))
     layout = directory / "layout"
     write_layout(layout)
-    before = footprint()
-    sandbox = Sandbox(directory, HOSTS, (PLAIN, SELF_SIGNED, TRUSTED, V6))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with running(processes):
-            world = World(directory, sandbox, Clients(sandbox, directory / "clients"), processes, ca_pem)
-            world.clients.directory.mkdir()
-            storage = {name: directory / f"storage-{name}" for name in ("plain", "self-signed", "trusted")}
-            servers = [("plain", addr, port, None) for addr, port in ((PLAIN, 5000), (PLAIN, 80), (V6, 5000))]
-            servers += [("self-signed", SELF_SIGNED, port, self_signed) for port in (5000, 443)]
-            servers += [("trusted", TRUSTED, port, trusted) for port in (5000, 443)]
-            for name, addr, port, tls in servers:
-                where = directory / f"registry-{name}-{addr.replace(':', '_')}-{port}"
-                start_registry(sandbox, where, processes, storage=storage[name], addr=addr, port=port, tls=tls)
-            for address in (f"{PLAIN}:5000", f"{SELF_SIGNED}:5000", f"{TRUSTED}:5000"):
-                push_image(sandbox, layout, f"{address}/{IMAGE}")
-            yield world
-    finally:
-        sandbox.close()
-    assert footprint() == before, "a client wrote outside the test's directory"
+    with sandboxed(directory, HOSTS, (PLAIN, SELF_SIGNED, TRUSTED, V6)) as (sandbox, clients, processes):
+        storage = {name: directory / f"storage-{name}" for name in ("plain", "self-signed", "trusted")}
+        servers = [("plain", addr, port, None) for addr, port in ((PLAIN, 5000), (PLAIN, 80), (V6, 5000))]
+        servers += [("self-signed", SELF_SIGNED, port, self_signed) for port in (5000, 443)]
+        servers += [("trusted", TRUSTED, port, trusted) for port in (5000, 443)]
+        for name, addr, port, tls in servers:
+            where = directory / f"registry-{name}-{addr.replace(':', '_')}-{port}"
+            start_registry(sandbox, where, processes, storage=storage[name], addr=addr, port=port, tls=tls)
+        for address in (f"{PLAIN}:5000", f"{SELF_SIGNED}:5000", f"{TRUSTED}:5000"):
+            push_image(sandbox, layout, f"{address}/{IMAGE}")
+        yield World(directory, sandbox, clients, processes, ca_pem)
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -22,22 +22,10 @@ from pathlib import Path
 import attrs
 import pytest
 import trustme
-from _clients import (
-    CLIENTS,
-    DEAD,
-    Clients,
-    Sandbox,
-    etc_tree,
-    footprint,
-    prepare,
-    pull,
-    push_image,
-    running,
-    start_registry,
-)
+from _clients import CLIENTS, DEAD, Clients, Sandbox, etc_tree, prepare, pull, push_image, sandboxed, start_registry
 from _integration import need_program
 from _oci import TAG, write_layout
-from _registry import _self_signed
+from _registry import _self_signed, write_leaf
 
 from registry_config import RegistrySpec, StaticBackend, build_plan
 from registry_config.render import render_tree
@@ -116,40 +104,26 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
     ca = trustme.CA()
     ca_pem = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_pem))
-    leaf = ca.issue_cert("mirror-ca.test")
-    trusted = (directory / "trusted.pem", directory / "trusted.key")
-    leaf.cert_chain_pems[0].write_to_path(str(trusted[0]))
-    leaf.private_key_pem.write_to_path(str(trusted[1]))
+    trusted = write_leaf(ca.issue_cert("mirror-ca.test"), directory, "trusted")
     tls = {"http": None, "self-signed": _self_signed(directory, ("mirror-ss.test",), ()), "ca": trusted}
-    before = footprint()
     hosts = {mirror.name: mirror.address for mirror in MIRRORS}
-    sandbox = Sandbox(directory, hosts, (HUB, *hosts.values()))
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with running(processes):
-            hub = start_registry(
-                sandbox, directory / "hub", processes, storage=directory / "hub-data", addr=HUB, port=5000
+    with sandboxed(directory, hosts, (HUB, *hosts.values())) as (sandbox, clients, processes):
+        hub = start_registry(sandbox, directory / "hub", processes, storage=directory / "hub-data", addr=HUB, port=5000)
+        push_image(sandbox, layout, f"{HUB}:5000/library/tiny:{TAG}")
+        for mirror in MIRRORS:
+            start_registry(
+                sandbox,
+                directory / f"mirror-{mirror.flavour}",
+                processes,
+                storage=directory / f"mirror-{mirror.flavour}-data",
+                addr=mirror.address,
+                port=5000,
+                tls=tls[mirror.flavour],
+                proxy=f"http://{HUB}:5000",
             )
-            push_image(sandbox, layout, f"{HUB}:5000/library/tiny:{TAG}")
-            for mirror in MIRRORS:
-                start_registry(
-                    sandbox,
-                    directory / f"mirror-{mirror.flavour}",
-                    processes,
-                    storage=directory / f"mirror-{mirror.flavour}-data",
-                    addr=mirror.address,
-                    port=5000,
-                    tls=tls[mirror.flavour],
-                    proxy=f"http://{HUB}:5000",
-                )
-            clients = Clients(sandbox, directory / "clients")
-            clients.directory.mkdir()
-            rendered = {m.flavour: _tree(directory / f"rendered-{m.flavour}", m, ca_pem) for m in MIRRORS}
-            control = etc_tree(directory / "control")
-            yield Outage(directory, sandbox, clients, processes, hub, rendered, control)
-    finally:
-        sandbox.close()
-    assert footprint() == before, "a client wrote outside the test's directory"
+        rendered = {m.flavour: _tree(directory / f"rendered-{m.flavour}", m, ca_pem) for m in MIRRORS}
+        control = etc_tree(directory / "control")
+        yield Outage(directory, sandbox, clients, processes, hub, rendered, control)
 
 
 def _forget(outage: Outage, client: str, etc: Path) -> None:

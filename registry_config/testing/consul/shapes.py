@@ -309,32 +309,31 @@ def health_entry(node: NodeRecord, service: ServiceRecord) -> dict[str, Any]:
 # -- entries registered verbatim: the other shape derived ---------------------------------------------------------
 
 
+# (key in the health element's ``Node`` or ``Service``, key in the catalog element): what the two shapes share.
+_NODE_KEYS = (
+    ("ID", "ID"),
+    ("Node", "Node"),
+    ("Address", "Address"),
+    ("Datacenter", "Datacenter"),
+    ("TaggedAddresses", "TaggedAddresses"),
+    ("Meta", "NodeMeta"),
+)
+_SERVICE_KEYS = (
+    ("ID", "ServiceID"),
+    ("Service", "ServiceName"),
+    ("Tags", "ServiceTags"),
+    ("Address", "ServiceAddress"),
+    ("TaggedAddresses", "ServiceTaggedAddresses"),
+    ("Meta", "ServiceMeta"),
+    ("Port", "ServicePort"),
+    ("Weights", "ServiceWeights"),
+)
+
+
 def health_from_catalog(catalog: Mapping[str, Any]) -> dict[str, Any]:
     """The ``/v1/health/service`` element for a verbatim catalog element; keys missing there stay missing here."""
-    node: dict[str, Any] = {}
-    for target, source in (
-        ("ID", "ID"),
-        ("Node", "Node"),
-        ("Address", "Address"),
-        ("Datacenter", "Datacenter"),
-        ("TaggedAddresses", "TaggedAddresses"),
-        ("Meta", "NodeMeta"),
-    ):
-        if source in catalog:
-            node[target] = copy.deepcopy(catalog[source])
-    service: dict[str, Any] = {}
-    for target, source in (
-        ("ID", "ServiceID"),
-        ("Service", "ServiceName"),
-        ("Tags", "ServiceTags"),
-        ("Address", "ServiceAddress"),
-        ("TaggedAddresses", "ServiceTaggedAddresses"),
-        ("Meta", "ServiceMeta"),
-        ("Port", "ServicePort"),
-        ("Weights", "ServiceWeights"),
-    ):
-        if source in catalog:
-            service[target] = copy.deepcopy(catalog[source])
+    node = {key: copy.deepcopy(catalog[flat]) for key, flat in _NODE_KEYS if flat in catalog}
+    service = {key: copy.deepcopy(catalog[flat]) for key, flat in _SERVICE_KEYS if flat in catalog}
     node_name = catalog.get("Node", "")
     service_id = catalog.get("ServiceID", "")
     tags = catalog.get("ServiceTags")
@@ -363,25 +362,8 @@ def catalog_from_health(health: Mapping[str, Any]) -> dict[str, Any]:
     service = health.get("Service") if isinstance(health.get("Service"), dict) else {}
     assert isinstance(node, dict)
     assert isinstance(service, dict)
-    catalog: dict[str, Any] = {}
-    for target, source_map, source in (
-        ("ID", node, "ID"),
-        ("Node", node, "Node"),
-        ("Address", node, "Address"),
-        ("Datacenter", node, "Datacenter"),
-        ("TaggedAddresses", node, "TaggedAddresses"),
-        ("NodeMeta", node, "Meta"),
-        ("ServiceID", service, "ID"),
-        ("ServiceName", service, "Service"),
-        ("ServiceTags", service, "Tags"),
-        ("ServiceAddress", service, "Address"),
-        ("ServiceTaggedAddresses", service, "TaggedAddresses"),
-        ("ServiceMeta", service, "Meta"),
-        ("ServicePort", service, "Port"),
-        ("ServiceWeights", service, "Weights"),
-    ):
-        if source in source_map:
-            catalog[target] = copy.deepcopy(source_map[source])
+    catalog = {flat: copy.deepcopy(node[key]) for key, flat in _NODE_KEYS if key in node}
+    catalog.update({flat: copy.deepcopy(service[key]) for key, flat in _SERVICE_KEYS if key in service})
     return catalog
 
 
