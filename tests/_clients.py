@@ -426,8 +426,12 @@ def start_dockerd(clients: Clients, etc: Path, processes: list[subprocess.Popen[
         "--storage-driver=vfs",
         "--data-root",
         str(state / "data"),
+        # On the sandbox's own /run tmpfs: the containerd dockerd starts puts its sockets (containerd.sock.ttrpc,
+        # containerd-debug.sock) in the exec root, and under pytest-xdist's longer temporary paths
+        # (.../popen-gw3/...) they came to 107 characters, past what a Unix socket address holds with its NUL:
+        # containerd never came up and every dockerd test failed.
         "--exec-root",
-        str(state / "exec"),
+        f"/run/{state.name}-exec",
         "--pidfile",
         str(state / "docker.pid"),
         "-H",
