@@ -239,8 +239,9 @@ def consul_rows(sim: Simulator, sizes: list[int], repeat: int) -> list[dict[str,
     clear = plan_module._compose.cache_clear
     rows = []
     for size in sizes:
+        started = time.perf_counter()
         sim.ask("populate", size)
-        print(f"  consul {size:,} instances registered", file=sys.stderr)
+        print(f"  consul {size:,} instances registered in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         small = size < 100_000  # the unchanged-snapshot plan costs as much as the plan at 100k: skipped there
         times: dict[str, dict[str, list[float]]] = {
             e: {"floor": [], "plan": [], "warm": [], "collector": [], "full": []} for e in ENDPOINTS

@@ -41,7 +41,7 @@ from .errors import (
     RegistryConfigError,
     RegistryConfigWarning,
 )
-from .redact import quote
+from .redact import quote, shorten
 from .spec import RegistrySpec
 
 __all__ = ["StagingPlan", "build_plan", "plan_from_discovery", "query_for"]
@@ -268,7 +268,7 @@ def _extra_entries(entries: Iterable[str]) -> tuple[str, ...]:
         if port is None:
             raise InvalidAddress(
                 f"extra insecure registry #{i} {quote(entry, entry=True, limit=120)} has no port; the builder expects "
-                f"host:port (e.g. {host}:5000)"
+                f"host:port (e.g. {shorten(host, 120)}:5000)"
             )
         checked.append(format_host_port(host, port))
     return tuple(checked)
