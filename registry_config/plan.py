@@ -326,9 +326,13 @@ def _compose(
     return plan, tuple(notices)
 
 
+def _where(query: ServiceQuery) -> str:
+    """Where discovery looked, as messages say it: the service, and its datacenter when the query names one."""
+    return f"service {query.name!r}" + (f" in datacenter {query.datacenter!r}" if query.datacenter else "")
+
+
 def _only_the_url_notice(spec: RegistrySpec, discovery: Discovery) -> str:
-    query = discovery.query
-    where = f"service {query.name!r}" + (f" in datacenter {query.datacenter!r}" if query.datacenter else "")
+    where = _where(discovery.query)
     return (
         f"discovery ({discovery.source}) found no instance of {where}: the plan holds only the registry URL's own "
         f"address {spec.address}; check the service name (--service) and the backend if the registry has other "
@@ -345,8 +349,7 @@ def _no_instances_message(spec: RegistrySpec, discovery: Discovery, rejected: tu
 
 
 def _no_instances_reason(spec: RegistrySpec, discovery: Discovery, rejected: tuple[RejectedInstance, ...]) -> str:
-    query = discovery.query
-    where = f"service {query.name!r}" + (f" in datacenter {query.datacenter!r}" if query.datacenter else "")
+    where = _where(discovery.query)
     if rejected:
         reasons = "; ".join(f"{r.instance.endpoint}: {r.reason}" for r in rejected)
         return (

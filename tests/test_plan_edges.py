@@ -14,6 +14,7 @@ from registry_config import (
     Discovery,
     InvalidAddress,
     NoInstancesError,
+    RegistryConfigWarning,
     RegistrySpec,
     ServiceInstance,
     ServiceQuery,
@@ -79,3 +80,32 @@ def test_an_extra_registry_without_a_port_is_shown_cut_at_120_characters() -> No
         build_plan(PLAIN, StaticBackend(["10.0.0.1:8080"]), extra_insecure=[host])
     assert repr(host[:117] + "...") in str(caught.value)
     assert host[:118] not in str(caught.value)
+
+
+def test_an_extra_registry_with_a_comma_is_shown_cut_at_120_characters() -> None:
+    """The comma error shows the entry cut to 120 characters too (the same limit as the port error)."""
+    entry = "registry.test:5000," + "b" * 300
+    with pytest.raises(InvalidAddress) as caught:
+        build_plan(PLAIN, StaticBackend(["10.0.0.1:8080"]), extra_insecure=[entry])
+    assert repr(entry[:117] + "...") in str(caught.value)
+    assert entry[:118] not in str(caught.value)
+
+
+def test_the_builder_command_line_is_text_a_person_can_paste() -> None:
+    """``builder_command_line`` is a property holding the shell-quoted flags, not a method to call: templates and
+    f-strings read it as an attribute."""
+    plan = build_plan("http://10.0.0.1:5000", None)
+    line = plan.builder_command_line
+    assert isinstance(line, str)
+    assert line == "-dockerRegistryURL http://10.0.0.1:5000 -insecureDockerRegistries 10.0.0.1:5000"
+
+
+def test_a_plan_of_only_the_url_names_the_datacenter_discovery_looked_in() -> None:
+    """When discovery finds nothing and the plan holds only the URL's own address, the warning says where it
+    looked, the datacenter included when the query names one, and only then."""
+    with pytest.warns(RegistryConfigWarning, match=r"found no instance of service 'registry' in datacenter 'dc2'"):
+        build_plan("http://10.0.0.1:5000", StaticBackend([]), service="registry", datacenter="dc2")
+    with pytest.warns(RegistryConfigWarning) as caught:
+        build_plan("http://10.0.0.1:5000", StaticBackend([]), service="registry")
+    assert [str(w.message) for w in caught if "in datacenter" in str(w.message)] == []
+    assert any("found no instance of service 'registry':" in str(w.message) for w in caught)
