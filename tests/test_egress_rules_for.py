@@ -316,3 +316,75 @@ def test_rules_for_the_kept_allow_exactly_the_kept_pairs(
             assert any(rule.allows(address, port) for rule in rules) == expected, (address, port)
     for refused in rejected:
         assert not any(rule.allows(refused.instance.address, refused.instance.port) for rule in rules), refused
+
+
+# -- every run shape, written out: a test per mutant that random instances only sometimes produce ------------------
+
+
+def _expected_destination(base: ipaddress.IPv4Address | ipaddress.IPv6Address, start: int, size: int) -> str:
+    """The destination one run of ``size`` addresses from ``base + start`` must be written as, worked out apart:
+    the address alone, a CIDR when the run is a whole aligned block, else a ``first-last`` range."""
+    first, last = base + start, base + start + size - 1
+    if size == 1:
+        return str(first)
+    if size & (size - 1) == 0 and int(first) % size == 0:
+        return f"{first}/{first.max_prefixlen - (size.bit_length() - 1)}"
+    return f"{first}-{last}"
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        ipaddress.IPv4Address("0.0.0.0"),
+        ipaddress.IPv4Address("10.0.0.0"),
+        ipaddress.IPv6Address("::"),
+        ipaddress.IPv6Address("fd00::"),
+    ],
+    ids=["ipv4-zero", "ipv4", "ipv6-zero", "ipv6"],
+)
+def test_each_run_is_written_as_the_one_destination_that_covers_exactly_it(
+    base: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    """Every run of 1 to 17 addresses starting at every offset 0 to 17 from the base (so at every alignment; from
+    0, where ``first`` is small, too): one destination, the right one, and read back from its text it opens the
+    run's addresses and not the ones beside it."""
+    for start in range(18):
+        for size in range(1, 18):
+            found = [ServiceInstance(base + start + i, 8080) for i in range(size)]
+            (rule,) = rules_for(found)
+            assert rule.destinations == (_expected_destination(base, start, size),), (start, size)
+            (reread,) = (EgressRule.from_bbs(rule.to_bbs()),)
+            for offset in range(max(0, start - 1), start + size + 1):
+                inside = start <= offset < start + size
+                assert reread.allows(base + offset, 8080) is inside, (start, size, offset)
+
+
+def test_an_address_listed_twice_on_one_port_stays_in_its_port_sets_rule() -> None:
+    """The same (address, port) listed twice, the port given as two equal but distinct int objects (as two parsed
+    answers give them): still one port set, so one rule, not a second rule for the same port."""
+    port_once, port_again = int("8080"), int("8080")
+    found = [
+        ServiceInstance("10.0.0.1", port_once),
+        ServiceInstance("10.0.0.1", port_again),
+        ServiceInstance("10.0.0.2", 8080),
+    ]
+    assert [str(rule) for rule in rules_for(found)] == ["tcp 10.0.0.1-10.0.0.2 8080"]
+
+
+def test_an_address_of_a_subclass_of_ipaddress_is_written_in_its_own_family() -> None:
+    """An address given as a subclass of ``IPv4Address`` (a caller's own type) is still an IPv4 destination, never
+    read as the IPv6 address with the same integer (``::a00:1``)."""
+
+    class MyIPv4(ipaddress.IPv4Address):
+        pass
+
+    class MyIPv6(ipaddress.IPv6Address):
+        pass
+
+    found = [ServiceInstance(MyIPv4("10.0.0.1"), 8080), ServiceInstance(MyIPv6("fd00::1"), 8080)]
+    assert [type(instance.address) for instance in found] == [ipaddress.IPv4Address, ipaddress.IPv6Address]
+    assert [str(rule) for rule in rules_for(found)] == ["tcp 10.0.0.1,fd00::1 8080"]
+    assert [str(rule) for rule in rules_for(found, compact=False)] == ["tcp 10.0.0.1 8080", "tcp fd00::1 8080"]
+    mapped = ServiceInstance(MyIPv6("::ffff:10.0.0.2"), 8080)
+    assert type(mapped.address) is ipaddress.IPv4Address
+    assert [str(rule) for rule in rules_for([mapped])] == ["tcp 10.0.0.2 8080"]

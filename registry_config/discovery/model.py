@@ -71,8 +71,10 @@ def _ip(value: Any) -> IPAddress:
     if type(value) is ipaddress.IPv4Address:  # the common case, and already what we keep
         return value
     address: IPAddress | None = None
-    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        address = value
+    if isinstance(value, ipaddress.IPv4Address):
+        return ipaddress.IPv4Address(int(value))  # a subclass: the plain class, which the fast paths test for
+    if isinstance(value, ipaddress.IPv6Address):
+        address = value if type(value) is ipaddress.IPv6Address else ipaddress.IPv6Address(int(value))
     elif isinstance(value, str):
         address = parse_ip(value)
     if address is not None:

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 
 from ..discovery.model import ServiceInstance
 from ..errors import InvalidEgressRule, InvalidInput
-from ._addresses import unmap
 from ._checks import IPV4_BITS, IPV6_BITS
 from ._messages import show
 from .rule import EgressRule, trusted_rule
@@ -34,9 +33,7 @@ def _address_text(version: int, value: int) -> str:
 
 
 def _run_text(version: int, first: int, last: int) -> str:
-    """One contiguous run of addresses as one destination: an IP, a CIDR when aligned, else a range."""
-    if first == last:
-        return _address_text(version, first)
+    """A run of two or more addresses (``first < last``) as one destination: a CIDR when aligned, else a range."""
     size = last - first + 1
     if size & (size - 1) == 0 and first % size == 0:
         bits = IPV4_BITS if version == 4 else IPV6_BITS
@@ -101,11 +98,8 @@ def rules_for(
         if not isinstance(instance, ServiceInstance):
             raise InvalidInput(f"rules_for: instance #{index} is a {type(instance).__name__}, not a ServiceInstance")
         ip = instance.address
-        if type(ip) is ipv4:
-            family = ipv4_family
-        else:
-            ip = unmap(ip)
-            family = ipv4_family if ip.version == 4 else ipv6_family
+        # A ServiceInstance's address is never IPv4-mapped: its converter made such an address the IPv4 it maps to.
+        family = ipv4_family if type(ip) is ipv4 or ip.version == 4 else ipv6_family
         value = int(ip)
         port = instance.port
         ports = family.get(value)
