@@ -388,3 +388,36 @@ def test_an_address_of_a_subclass_of_ipaddress_is_written_in_its_own_family() ->
     mapped = ServiceInstance(MyIPv6("::ffff:10.0.0.2"), 8080)
     assert type(mapped.address) is ipaddress.IPv4Address
     assert [str(rule) for rule in rules_for([mapped])] == ["tcp 10.0.0.2 8080"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["::ffff:10.0.0.1", "::ffff:0:0", "::10.0.0.1", "::7fff:ffff:ffff", "::8000:0:0", "::1:0:0:0", "::1:0:0:1"],
+)
+def test_address_text_at_the_edges_of_the_embedded_ipv4_forms(text: str) -> None:
+    """Around 2**48, where the fast C formatter takes over from ``ipaddress``: each writes what ``str`` does (the
+    IPv4-mapped and -compatible forms are where the two formatters can disagree)."""
+    value = int(ipaddress.IPv6Address(text))
+    assert _address_text(6, value) == str(ipaddress.IPv6Address(value))
+
+
+def test_two_ports_far_apart_are_a_list_never_a_range() -> None:
+    """5000 and 10001 are two ports, not the 5,002 between them: only a set of consecutive ports is a range."""
+    found = [ServiceInstance("10.0.0.1", 5000), ServiceInstance("10.0.0.1", 10001)]
+    (rule,) = rules_for(found)
+    assert (rule.ports, rule.port_range) == ((5000, 10001), None)
+    (small,) = rules_for([ServiceInstance("10.0.0.1", 2), ServiceInstance("10.0.0.1", 5)])
+    assert (small.ports, small.port_range) == ((2, 5), None)
+
+
+def test_three_hundred_consecutive_ports_are_one_range() -> None:
+    """A long run of ports (past the integers Python shares, 256) is still written as one range."""
+    found = [ServiceInstance("10.0.0.1", port) for port in range(20000, 20300)]
+    (rule,) = rules_for(found)
+    assert (rule.ports, rule.port_range) == (None, (20000, 20299))
+
+
+def test_rules_for_takes_its_options_by_keyword_only() -> None:
+    """``rules_for(found, False)`` would read as "not compacted" to one reader and "udp" to another: refused."""
+    with pytest.raises(TypeError):
+        rules_for([ServiceInstance("10.0.0.1", 80)], False)  # type: ignore[misc]
