@@ -553,3 +553,58 @@ def test_the_fast_ranges_of_check_exclude_every_special_block(
         assert any(first <= value <= last for first, last in ranges) == (text in inside), text
         kept, _ = guard.check([ServiceInstance(text, 80)])
         assert bool(kept) == (guard.reason(text) is None), text
+
+
+# -- the fast path of check() answers as reason() does, at every edge of the special blocks --------------------------
+
+_V4_SPECIAL_EDGES = sorted(
+    {
+        edge + delta
+        for block in (
+            "169.254.169.254/32",
+            "100.100.100.200/32",
+            "255.255.255.255/32",
+            "0.0.0.0/8",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "224.0.0.0/4",
+            "240.0.0.0/4",
+        )
+        for edge in (
+            int(ipaddress.IPv4Network(block).network_address),
+            int(ipaddress.IPv4Network(block).broadcast_address),
+        )
+        for delta in (-2, -1, 0, 1, 2)
+        if 0 <= edge + delta < 2**32
+    }
+)
+_edge_networks = st.builds(
+    lambda value, prefix: ipaddress.IPv4Network((value, prefix), strict=False),
+    st.sampled_from(_V4_SPECIAL_EDGES),
+    st.integers(0, 32),
+)
+_ipv6_covering_ipv4_values = st.sampled_from(["::/0", "::/96", "::/64", "fd00::/8"]).map(ipaddress.IPv6Network)
+
+
+@given(st.lists(_edge_networks | _ipv6_covering_ipv4_values, min_size=1, max_size=4))
+def test_check_keeps_exactly_the_addresses_reason_allows_at_the_special_blocks_edges(
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> None:
+    """check() keeps a plain IPv4 address after one binary search over the allowed ranges minus the special blocks
+    (merged, carved); every other address goes through reason(). The two must agree everywhere, and most of all
+    where allowed networks touch, overlap or end at a special block (the metadata address inside link-local, the
+    adjacent multicast and reserved blocks, broadcast inside reserved), and where only IPv6 networks are allowed
+    (whose integer ranges also cover IPv4's)."""
+    guard = EgressGuard(allowed_networks=networks)
+    for value in _V4_SPECIAL_EDGES:
+        address = ipaddress.IPv4Address(value)
+        kept, _ = guard.check([ServiceInstance(address, 8080)])
+        assert bool(kept) == guard.allows(address), (str(address), [str(n) for n in networks])
+
+
+def test_allowing_only_ipv6_networks_opens_no_ipv4_address() -> None:
+    """``::/0`` is every IPv6 address and no IPv4 one, though its integer range holds every IPv4 integer."""
+    guard = EgressGuard(allowed_networks=["::/0"])
+    kept, rejected = guard.check([ServiceInstance("10.0.0.1", 8080), ServiceInstance("fd00::1", 8080)])
+    assert [str(instance.address) for instance in kept] == ["fd00::1"]
+    assert [str(refused.instance.address) for refused in rejected] == ["10.0.0.1"]
