@@ -608,3 +608,37 @@ def test_allowing_only_ipv6_networks_opens_no_ipv4_address() -> None:
     kept, rejected = guard.check([ServiceInstance("10.0.0.1", 8080), ServiceInstance("fd00::1", 8080)])
     assert [str(instance.address) for instance in kept] == ["fd00::1"]
     assert [str(refused.instance.address) for refused in rejected] == ["10.0.0.1"]
+
+
+def test_an_ipv6_address_whose_integer_is_an_allowed_ipv4_one_is_judged_as_ipv6() -> None:
+    """``::a00:1`` (IPv4-compatible ``::10.0.0.1``) has the integer of 10.0.0.1: the IPv4 fast path must never see
+    it, or allowing 10.0.0.0/8 would open an IPv6 address nobody allowed."""
+    guard = EgressGuard(allowed_networks=["10.0.0.0/8"])
+    kept, rejected = guard.check([ServiceInstance("::a00:1", 8080), ServiceInstance("10.0.0.1", 8080)])
+    assert [str(instance.address) for instance in kept] == ["10.0.0.1"]
+    assert [str(refused.instance.address) for refused in rejected] == ["::a00:1"]
+
+
+def test_a_zoned_network_is_refused() -> None:
+    """``ipaddress`` reads ``fe80::%eth0/64``; a zone names an interface of one machine, not a network a rule can
+    open, so the guard refuses it rather than allowing a link-local network by accident."""
+    with pytest.raises(InvalidAddress, match="is not an IP network"):
+        EgressGuard(allowed_networks=["fe80::%eth0/64"])
+
+
+@pytest.mark.parametrize(
+    ("given", "allowed", "refused"),
+    [("::ffff:0:0/96", "10.0.0.1", "fd00::1"), ("::ffff:10.0.0.1/128", "10.0.0.1", "10.0.0.0")],
+)
+def test_an_ipv4_mapped_network_allows_the_ipv4_addresses_it_maps(given: str, allowed: str, refused: str) -> None:
+    """``::ffff:0:0/96`` is all of IPv4 as the wire sees it, ``::ffff:10.0.0.1/128`` exactly 10.0.0.1: each is
+    read as the IPv4 network it maps, down to the last address bit."""
+    guard = EgressGuard(allowed_networks=[given])
+    assert guard.allows(allowed)
+    assert not guard.allows(refused)
+
+
+def test_the_repr_shows_the_settings_not_the_derived_intervals() -> None:
+    """A guard's repr is what a person gave it; the integer intervals it derives for speed are not shown."""
+    shown = repr(EgressGuard(allowed_networks=["10.0.0.0/8"]))
+    assert shown == "EgressGuard(allowed_networks=(IPv4Network('10.0.0.0/8'),), on_violation='drop')"
