@@ -642,3 +642,50 @@ def test_the_repr_shows_the_settings_not_the_derived_intervals() -> None:
     """A guard's repr is what a person gave it; the integer intervals it derives for speed are not shown."""
     shown = repr(EgressGuard(allowed_networks=["10.0.0.0/8"]))
     assert shown == "EgressGuard(allowed_networks=(IPv4Network('10.0.0.0/8'),), on_violation='drop')"
+
+
+def test_two_allowed_addresses_with_a_gap_do_not_open_the_gap() -> None:
+    """The fast path merges allowed ranges that touch or overlap; two that leave one address between them stay two."""
+    guard = EgressGuard(allowed_networks=["10.0.0.0/32", "10.0.0.2/32", "10.0.1.0/24", "10.0.1.128/25"])
+    kept, _ = guard.check([ServiceInstance(f"10.0.0.{i}", 80) for i in range(4)])
+    assert [str(instance.address) for instance in kept] == ["10.0.0.0", "10.0.0.2"]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "169.254.169.254/32",
+        "100.100.100.200/32",
+        "255.255.255.255/32",
+        "0.0.0.0/8",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    ],
+)
+def test_check_agrees_with_reason_for_networks_that_start_or_end_at_a_special_block(block: str) -> None:
+    """Every network (any prefix) that holds the block's first or last address, alone and beside the block's
+    neighbour: check() keeps exactly what reason() allows at each edge (100.100.100.200/29 starts at the Alibaba
+    metadata address, and must not open it)."""
+    special = ipaddress.IPv4Network(block)
+    for edge in (special.network_address, special.broadcast_address):
+        for prefix in range(33):
+            network = ipaddress.IPv4Network((int(edge), prefix), strict=False)
+            for networks in ([network], [network, special]):
+                guard = EgressGuard(allowed_networks=networks)
+                for value in _V4_SPECIAL_EDGES:
+                    address = ipaddress.IPv4Address(value)
+                    kept, _ = guard.check([ServiceInstance(address, 80)])
+                    assert bool(kept) == guard.allows(address), (str(address), [str(n) for n in networks])
+
+
+def test_a_refusal_names_the_first_covering_network_and_counts_the_networks_not_shown() -> None:
+    """A special address under a broad allowed network names the first network (in the order given) that covers
+    it; a refusal lists six networks and says how many more there are."""
+    broad = EgressGuard(allowed_networks=["0.0.0.0/0", "96.0.0.0/3"])
+    assert "the allowed network 0.0.0.0/0 covers it" in (broad.reason("127.0.0.1") or "")
+    for count, more in ((6, ""), (7, " and 1 more"), (13, " and 7 more")):
+        guard = EgressGuard(allowed_networks=[f"10.{i}.0.0/16" for i in range(count)])
+        why = guard.reason("192.0.2.1") or ""
+        assert why.endswith(f"10.5.0.0/16{more})"), why
