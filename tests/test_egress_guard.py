@@ -689,3 +689,10 @@ def test_a_refusal_names_the_first_covering_network_and_counts_the_networks_not_
         guard = EgressGuard(allowed_networks=[f"10.{i}.0.0/16" for i in range(count)])
         why = guard.reason("192.0.2.1") or ""
         assert why.endswith(f"10.5.0.0/16{more})"), why
+
+
+def test_on_violation_is_keyword_only() -> None:
+    """``EgressGuard(networks, "error")`` is refused: whether a refused instance is dropped or raises is said by
+    name."""
+    with pytest.raises(TypeError):
+        EgressGuard(["10.0.0.0/8"], "error")  # type: ignore[misc]
