@@ -10,21 +10,19 @@ import subprocess
 from types import ModuleType
 from typing import NoReturn
 
-import pytest
-
-REQUIRE = os.environ.get("REGISTRY_CONFIG_REQUIRE_INTEGRATION") == "1"
+from registry_config.testing import conformance
 
 
 def unavailable(reason: str) -> NoReturn:
-    """The one way a test says it cannot run: skip with ``reason``, or fail under REQUIRE (CI).
+    """The one way a test says it cannot run: skip with ``reason``, or fail under REGISTRY_CONFIG_REQUIRE_INTEGRATION=1.
 
     Every skip of the suite goes through here (or :func:`need_program` and
-    :func:`need_module`), so ``REGISTRY_CONFIG_REQUIRE_INTEGRATION=1`` turns
-    every one of them into a failure that names what was missing.
+    :func:`need_module`), and here goes through the test kit's own
+    :func:`registry_config.testing.conformance.unavailable`, the one place
+    that reads the variable: CI turns every skip, the project's and the
+    shipped conformance suite's alike, into a failure naming what was missing.
     """
-    if REQUIRE:
-        pytest.fail(f"{reason}, and REGISTRY_CONFIG_REQUIRE_INTEGRATION=1 requires it")
-    pytest.skip(reason)
+    conformance.unavailable(reason)
 
 
 def need_module(name: str, *, package: str) -> ModuleType:
