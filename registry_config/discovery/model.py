@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from .._reduce import by_fields
 from ..address import IPAddress, bad_character, format_host_port, parse_ip
 from ..errors import InvalidAddress, InvalidInput
 
@@ -168,6 +169,10 @@ class ServiceInstance(_EndpointSlot):
 
     def __str__(self) -> str:
         return self.endpoint
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled and copied by its fields (``meta`` as a dict), rebuilt by the constructor (see :mod:`.._reduce`)."""
+        return by_fields(self)
 
     @classmethod
     def _trusted(

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import attrs
+
+from .._reduce import by_fields
 
 __all__ = ["Challenge", "parse_challenges"]
 
@@ -35,6 +38,10 @@ class Challenge:
 
     def get(self, name: str) -> str | None:
         return self.params.get(name.lower())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled and copied by its fields (``params`` as a dict), rebuilt by the constructor."""
+        return by_fields(self)
 
 
 class _Reader:

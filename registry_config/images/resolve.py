@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeAlias
 
 import attrs
 
+from .._reduce import by_fields
 from ..address import format_host, format_host_port
 from ..credentials import Credentials
 from ..errors import (
@@ -78,6 +79,10 @@ class ResolvedImage:
 
     def __str__(self) -> str:
         return self.pinned
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled and copied by its fields (``digests`` as a dict), rebuilt by the constructor."""
+        return by_fields(self)
 
 
 class _InstanceLike(Protocol):
