@@ -27,7 +27,7 @@ test-load: $(STAMP)
 	$(BIN)/python -m pytest -n 4
 
 # The Python trees; the docs' Markdown is checked by running its examples (tests/test_docs.py).
-CODE := registry_config tests examples benchmarks docs/conf.py docs/_ext docs/howto docs/rendered/generate.py
+CODE := registry_config tests examples benchmarks tools docs/conf.py docs/_ext docs/howto docs/rendered/generate.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(CODE)
@@ -63,26 +63,19 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis docs/_build
 
 # Mutation testing, one module at a time (docs/mutation.md has the scores and the survivors): cosmic-ray
-# mutates a copy of the tree in $(MUTATION_DIR), never this one, and runs the module's own tests against
-# each mutant. Not part of .ci/run: run it before a release, and after changing one of the modules it covers.
+# mutates copies of the tree in $(MUTATION_DIR), never this one, one copy per worker (MUTATION_WORKERS, default
+# one per core; tools/mutation.py starts the workers and stops them by their PIDs), and runs the module's own
+# tests against each mutant. Not part of .ci/run: run it before a release, and after changing a module it covers.
 #   make mutation MUTATE=registry_config/address.py MUTATION_TESTS="tests/test_address.py"
 MUTATE ?= registry_config/redact.py
 MUTATION_TESTS ?= tests/test_redact_and_files.py
 MUTATION_DIR ?= $(or $(TMPDIR),/tmp)/registry-config-mutation-$(notdir $(basename $(MUTATE)))
+MUTATION_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 # In these modules '|' appears only in annotations, which `from __future__ import annotations` never evaluates:
 # every mutant of it is equivalent. Set MUTATION_EXCLUDE= for a module that uses '|' on values.
 MUTATION_EXCLUDE ?= core/ReplaceBinaryOperator_BitOr_.*
 .PHONY: mutation
 mutation: $(STAMP)
 	$(BIN)/python -m pip install --quiet 'cosmic-ray>=8.3'
-	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/tree
-	cp -r registry_config tests pyproject.toml $(MUTATION_DIR)/tree/
-	printf '[cosmic-ray]\nmodule-path = "%s"\ntimeout = 300.0\nexcluded-modules = []\ntest-command = "%s -m pytest -x -q -p no:cacheprovider %s"\n\n[cosmic-ray.distributor]\nname = "local"\n\n[cosmic-ray.filters.operators-filter]\nexclude-operators = [%s]\n' \
-	  '$(MUTATE)' '$(abspath $(BIN))/python' '$(MUTATION_TESTS)' '$(if $(MUTATION_EXCLUDE),"$(MUTATION_EXCLUDE)")' \
-	  > $(MUTATION_DIR)/config.toml
-	cd $(MUTATION_DIR)/tree && $(abspath $(BIN))/cosmic-ray init ../config.toml ../session.sqlite
-	$(abspath $(BIN))/cr-filter-operators $(MUTATION_DIR)/session.sqlite $(MUTATION_DIR)/config.toml
-	cd $(MUTATION_DIR)/tree && $(abspath $(BIN))/cosmic-ray baseline ../config.toml
-	cd $(MUTATION_DIR)/tree && $(abspath $(BIN))/cosmic-ray exec ../config.toml ../session.sqlite
-	$(abspath $(BIN))/cr-report $(MUTATION_DIR)/session.sqlite | tail -n 5
-	@echo "survivors: $(abspath $(BIN))/cr-report --surviving-only $(MUTATION_DIR)/session.sqlite"
+	$(BIN)/python tools/mutation.py --module '$(MUTATE)' --tests '$(MUTATION_TESTS)' --dir '$(MUTATION_DIR)' \
+	  --workers '$(MUTATION_WORKERS)' --exclude '$(MUTATION_EXCLUDE)'
