@@ -33,23 +33,12 @@ WINDOW = 64 * 1024  # the prefix of an answer that is redacted and shown from (a
 @pytest.mark.parametrize(
     ("code", "error"),
     [
+        # The ends of the 5xx range.
         (499, DiscoveryProtocolError),
         (500, DiscoveryUnavailable),
         (599, DiscoveryUnavailable),
         (600, DiscoveryProtocolError),
-    ],
-)
-def test_the_server_error_range_is_500_to_599(code: int, error: type[Exception]) -> None:
-    """Guards against either end of the ``5xx`` range moving: a 599 read as "not Consul", a 499 as an outage."""
-    with pytest.raises(error) as caught:
-        raise_for_status(code, "upstream trouble", WHERE, ())
-    assert type(caught.value) is error
-    assert f"HTTP {code}" in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("code", "error"),
-    [
+        # The statuses Consul gives a meaning, and their neighbours.
         (401, DiscoveryAuthError),
         (402, DiscoveryProtocolError),
         (403, DiscoveryAuthError),
@@ -58,11 +47,13 @@ def test_the_server_error_range_is_500_to_599(code: int, error: type[Exception])
         (430, DiscoveryProtocolError),
     ],
 )
-def test_the_statuses_consul_gives_a_meaning(code: int, error: type[Exception]) -> None:
-    """Guards against a neighbour of 401, 403 or 429 read as an ACL refusal or a rate limit."""
+def test_each_status_reads_as_its_error(code: int, error: type[Exception]) -> None:
+    """Guards against either end of the ``5xx`` range moving (a 599 read as "not Consul", a 499 as an outage),
+    and against a neighbour of 401, 403 or 429 read as an ACL refusal or a rate limit."""
     with pytest.raises(error) as caught:
-        raise_for_status(code, "refused", WHERE, ())
+        raise_for_status(code, "upstream trouble", WHERE, ())
     assert type(caught.value) is error
+    assert f"HTTP {code}" in str(caught.value)
 
 
 @pytest.mark.parametrize(
