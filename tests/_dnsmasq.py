@@ -313,13 +313,25 @@ class FakeNameserver:
     garbage), or ``None``. With ``tcp=True`` the same handler (or
     ``tcp_handler``) answers over TCP too; ``queries`` records every question
     seen, with its transport. A handler that raises makes ``close`` raise.
+    ``tcp_raw(conn, stop)`` replaces the DNS framing over TCP with the
+    test's own behaviour on each connection (a server that drips, say), on
+    the same port as the UDP one: a listener a test binds there by hand may
+    find the port taken for TCP.
     """
 
     def __init__(
-        self, handler: Handler, *, host: str = "127.0.0.1", tcp: bool = False, tcp_handler: Handler | None = None
+        self,
+        handler: Handler,
+        *,
+        host: str = "127.0.0.1",
+        tcp: bool = False,
+        tcp_handler: Handler | None = None,
+        tcp_raw: Callable[[socket.socket, threading.Event], None] | None = None,
     ) -> None:
         self.handler = handler
         self.tcp_handler = tcp_handler or handler
+        self.tcp_raw = tcp_raw
+        tcp = tcp or tcp_raw is not None
         self.errors: list[BaseException] = []
         self.host = host
         self.udp, self.tcp = _bind_pair(host, tcp=tcp)
@@ -377,6 +389,9 @@ class FakeNameserver:
             except OSError:
                 return
             with conn:
+                if self.tcp_raw is not None:
+                    self.tcp_raw(conn, self._stop)
+                    continue
                 conn.settimeout(2)
                 try:
                     size = struct.unpack("!H", _read(conn, 2))[0]

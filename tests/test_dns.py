@@ -409,37 +409,25 @@ def test_the_deadline_bounds_a_whole_discovery_of_many_targets() -> None:
 
 def test_a_tcp_answer_that_drips_is_cut_at_the_timeout() -> None:
     """A server that sends a byte every 0.2s over TCP: the exchange ends at its timeout, not at the server's will."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    stop = threading.Event()
 
-    def drip() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(512)
-            conn.sendall(b"\x02\x00")  # announces 512 bytes
-            while not stop.wait(0.2):
-                try:
-                    conn.sendall(b"\x00")
-                except OSError:
-                    return
+    def drip(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(512)
+        conn.sendall(b"\x02\x00")  # announces 512 bytes
+        while not stop.wait(0.2):
+            try:
+                conn.sendall(b"\x00")
+            except OSError:
+                return
 
-    with FakeNameserver(lambda query: reply_to(query, flags=dns.flags.TC)) as fake:
-        listener.bind(("127.0.0.1", fake.port))
-        listener.listen(1)
-        dripper = threading.Thread(target=drip)
-        dripper.start()
-        timeout = 0.5
-        try:
-            started = time.monotonic()
-            with pytest.raises(DiscoveryUnavailable, match="no answer within") as caught:
-                DnsBackend([fake.server], timeout=timeout, deadline=60).discover(ServiceQuery("docker_registry"))
-            elapsed = time.monotonic() - started
-        finally:
-            stop.set()
-            dripper.join(10)
-            listener.close()
+    timeout = 0.5
+    with FakeNameserver(lambda query: reply_to(query, flags=dns.flags.TC), tcp_raw=drip) as fake:
+        started = time.monotonic()
+        with pytest.raises(DiscoveryUnavailable, match="no answer within") as caught:
+            DnsBackend([fake.server], timeout=timeout, deadline=60).discover(ServiceQuery("docker_registry"))
+        elapsed = time.monotonic() - started
     assert elapsed < 3 * timeout + 2
     assert isinstance(caught.value.__cause__, dns.exception.Timeout)
+    assert [transport for _, _, transport in fake.queries] == ["udp"]  # then TCP, where the drip began
 
 
 def test_deadline_option_and_checks() -> None:
