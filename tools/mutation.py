@@ -7,6 +7,10 @@ script makes one copy per worker, starts the workers on free loopback ports,
 runs the session, and stops every worker it started by its PID, whatever
 happens. The working tree is never mutated: only copies in ``--dir``.
 
+The workers are this script (``--serve PORT``) serving cosmic-ray's own
+mutate-and-test handler on 127.0.0.1 only: ``cosmic-ray http-worker`` listens
+on every interface, and a request to it names the command to run.
+
 Not part of ``.ci/run`` (docs/mutation.md: run it before a release, and after
 changing a module it covers).
 """
@@ -40,7 +44,7 @@ def _wait_listening(port: int, worker: subprocess.Popen[bytes], deadline: float)
     """Until the worker accepts connections: exec sends it work at once."""
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise SystemExit(f"the cosmic-ray worker on port {port} exited ({worker.returncode}) before listening")
+            raise SystemExit(f"the mutation worker on port {port} exited ({worker.returncode}) before listening")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
                 # Connecting to a loopback port of the ephemeral range can meet itself (TCP simultaneous open,
@@ -50,7 +54,7 @@ def _wait_listening(port: int, worker: subprocess.Popen[bytes], deadline: float)
         except OSError:
             pass
         time.sleep(0.1)
-    raise SystemExit(f"the cosmic-ray worker on port {port} did not listen within 30 s")
+    raise SystemExit(f"the mutation worker on port {port} did not listen within 30 s")
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -103,7 +107,20 @@ def _toml_string(text: str) -> str:
     return f"'{text}'" if "'" not in text else '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _serve(port: int) -> None:
+    """A worker: cosmic-ray's mutate-and-test endpoint, on loopback only, in the current directory's tree."""
+    from aiohttp import web
+    from cosmic_ray.distribution.http import handle_mutate_and_test  # type: ignore[import-untyped]
+
+    app = web.Application()
+    app.add_routes([web.post("/", handle_mutate_and_test)])
+    web.run_app(app, host="127.0.0.1", port=port, print=None)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--serve"]:
+        _serve(int(sys.argv[2]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", required=True, help="the module to mutate, e.g. registry_config/redact.py")
     parser.add_argument("--tests", required=True, help="pytest arguments: the module's tests")
@@ -123,6 +140,10 @@ def main() -> int:
     ports = [_free_port() for _ in trees] if workers > 1 else []
     config = args.dir / "config.toml"
     config.write_text(_config(args.module, args.tests, args.exclude, ports or [0]))
+    # The unmutated run, here and now: through the http distributor it would go to workers not yet started, and
+    # cosmic-ray's baseline fails only on failing tests, not on a worker it cannot reach.
+    local = args.dir / "baseline.toml"
+    local.write_text(_config(args.module, args.tests, args.exclude, [0]))
     session = args.dir / "session.sqlite"
 
     def cosmic(*argv: str | Path) -> None:
@@ -130,7 +151,7 @@ def main() -> int:
 
     cosmic("init", config, session)
     subprocess.run([BIN / "cr-filter-operators", session, config], check=True)
-    cosmic("baseline", config)
+    cosmic("baseline", local)
     started: list[subprocess.Popen[bytes]] = []
     try:
         for tree, port in zip(trees[: len(ports)], ports, strict=True):  # no port: the local distributor
@@ -138,7 +159,7 @@ def main() -> int:
                 # A session of its own: stopping the worker's group stops the pytest it may be running too.
                 started.append(
                     subprocess.Popen(
-                        [BIN / "cosmic-ray", "http-worker", "--port", str(port)],
+                        [sys.executable, Path(__file__).resolve(), "--serve", str(port)],
                         cwd=tree,
                         stdout=log,
                         stderr=log,
@@ -148,7 +169,7 @@ def main() -> int:
         for port, worker in zip(ports, started, strict=True):
             _wait_listening(port, worker, time.monotonic() + 30)
         cosmic("exec", config, session)
-        if _pending(session):  # a request a worker refused leaves its mutant without a result: run those again
+        if _pending(session):  # a worker that failed to answer leaves its mutant without a result: run those again
             cosmic("exec", config, session)
     finally:
         for worker in started:
@@ -163,4 +184,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as exc:  # cosmic-ray has said why on stderr
+        sys.exit(f"mutation: {Path(exc.cmd[0]).name} {exc.cmd[1]} failed (exit {exc.returncode}); see above")
