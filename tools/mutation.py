@@ -86,8 +86,9 @@ def _abnormal(session: Path) -> int:
 
 
 def _config(module: str, tests: str, exclude: str, ports: list[int]) -> str:
+    """The session's settings: the ``http`` distributor over ``ports``, or with none the ``local`` one."""
     command = f"{BIN / 'python'} -m pytest -x -q -p no:cacheprovider {tests}"
-    if len(ports) > 1:
+    if ports:
         urls = ", ".join(f'"http://127.0.0.1:{port}"' for port in ports)
         distributor = (
             f'[cosmic-ray.distributor]\nname = "http"\n\n[cosmic-ray.distributor.http]\nworker-urls = [{urls}]\n'
@@ -139,11 +140,11 @@ def main() -> int:
         shutil.copy2(ROOT / "pyproject.toml", tree)
     ports = [_free_port() for _ in trees] if workers > 1 else []
     config = args.dir / "config.toml"
-    config.write_text(_config(args.module, args.tests, args.exclude, ports or [0]))
+    config.write_text(_config(args.module, args.tests, args.exclude, ports))
     # The unmutated run, here and now: through the http distributor it would go to workers not yet started, and
     # cosmic-ray's baseline fails only on failing tests, not on a worker it cannot reach.
     local = args.dir / "baseline.toml"
-    local.write_text(_config(args.module, args.tests, args.exclude, [0]))
+    local.write_text(_config(args.module, args.tests, args.exclude, []))
     session = args.dir / "session.sqlite"
 
     def cosmic(*argv: str | Path) -> None:
@@ -174,8 +175,9 @@ def main() -> int:
     finally:
         for worker in started:
             _stop(worker)
-    if _pending(session) or _abnormal(session):
-        print(f"unfinished: {_pending(session)} mutants without a result, {_abnormal(session)} whose run failed")
+    pending, abnormal = _pending(session), _abnormal(session)
+    if pending or abnormal:
+        print(f"unfinished: {pending} mutants without a result, {abnormal} whose run failed")
         return 1
     report = subprocess.run([BIN / "cr-report", session], check=True, stdout=subprocess.PIPE, text=True).stdout
     print("\n".join(report.splitlines()[-5:]))
