@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,7 +31,13 @@ WHERE = "Consul at http://127.0.0.1:8500, service 'registry'"
 
 
 def _read(
-    entries: list[Any], *, mode: str = "service", health: bool = False, passing: bool = False, typed: bool
+    entries: list[Any],
+    *,
+    mode: str = "service",
+    health: bool = False,
+    passing: bool = False,
+    typed: bool,
+    resolver: Callable[[str], Any] | None = None,
 ) -> tuple[list[ServiceInstance], list[str]]:
     """What the reader makes of ``entries``: as ``json.loads`` decoded them, or as the typed decoder did."""
     if typed:
@@ -38,7 +45,7 @@ def _read(
         assert all(type(entry) is Entry for entry in data), "these entries must fit the typed decoder"
     else:
         data = json.loads(json.dumps(entries))
-    reader = EntryReader(address=mode, passing_only=passing, resolver=None)
+    reader = EntryReader(address=mode, passing_only=passing, resolver=resolver)
     warnings: list[str] = []
     instances = reader.read(ServiceQuery("registry"), data, WHERE, health, warnings)
     return instances, warnings
@@ -97,10 +104,7 @@ def test_a_resolver_that_fails_skips_its_entry_not_the_answer(typed: bool) -> No
         {"Node": "n2", "Address": "missing.internal", "ServicePort": 80},
         {"Node": "n3", "Address": "10.0.0.3", "ServicePort": 80},
     ]
-    data = decode_entries(json.dumps(entries).encode(), WHERE, ()) if typed else entries
-    warnings: list[str] = []
-    reader = EntryReader(address="service", passing_only=False, resolver=resolver)
-    instances = reader.read(ServiceQuery("registry"), data, WHERE, False, warnings)
+    instances, warnings = _read(entries, typed=typed, resolver=resolver)
     assert [instance.endpoint for instance in instances] == ["10.0.0.3:80"]
     assert warnings == [
         f"{WHERE}, entry #0 (node 'n1'): resolving 'boom.internal' failed (RuntimeError); skipped",
@@ -162,7 +166,7 @@ def test_the_warning_names_the_maintenance_an_entry_is_in(
 def test_the_entry_reader_options_are_keyword_only() -> None:
     """Guards against ``address``, ``passing_only`` or ``resolver`` taken by position (an address mode swapped)."""
     with pytest.raises(TypeError):
-        EntryReader("lan", False, None)  # type: ignore[misc]
+        EntryReader("lan", False, None)  # type: ignore[call-arg]
     reader = EntryReader(address="lan", passing_only=False, resolver=None)
     assert (reader.address, reader.passing_only) == ("lan", False)
 
@@ -195,10 +199,7 @@ def test_a_host_name_stands_for_what_it_resolves_to(typed: bool) -> None:
         {"Node": "n1", "Address": "registry.internal", "ServicePort": 5000},
         {"Node": "n2", "Address": "empty.internal", "ServicePort": 5000},
     ]
-    data = decode_entries(json.dumps(entries).encode(), WHERE, ()) if typed else entries
-    warnings: list[str] = []
-    reader = EntryReader(address="service", passing_only=False, resolver=answers.__getitem__)
-    instances = reader.read(ServiceQuery("registry"), data, WHERE, False, warnings)
+    instances, warnings = _read(entries, typed=typed, resolver=answers.__getitem__)
     assert [instance.endpoint for instance in instances] == ["10.0.0.5:5000"]
     assert instances == [ServiceInstance("10.0.0.5", 5000, node="n1")]
     assert warnings == [f"{WHERE}, entry #1 (node 'n2'): host name 'empty.internal' resolved to no IP address; skipped"]
